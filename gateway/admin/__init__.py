@@ -1,0 +1,1 @@
+"""Admin routes: API keys and the traffic log (admin key only)."""

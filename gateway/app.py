@@ -1,0 +1,152 @@
+"""The FastAPI application and its lifespan: database, engine, router, traffic log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from adapters.store import LocalArtifactStore
+from gateway import health
+from gateway.admin import keys_router, requests_router
+from gateway.chat import router as chat_router
+from gateway.chat.service import ChatService
+from gateway.completions import router as completions_router
+from gateway.completions.service import CompletionService
+from gateway.config import GatewaySettings
+from gateway.engine.admission import AdmissionController
+from gateway.engine.protocol import EngineClient
+from gateway.engine.tokenizer import PromptTokenizer
+from gateway.errors import register_error_handlers
+from gateway.feedback import router as feedback_router
+from gateway.feedback.service import FeedbackService
+from gateway.generation.service import GenerationService
+from gateway.middleware import RequestIdMiddleware
+from gateway.models import router as models_router
+from gateway.routing import ModelRouter
+from gateway.services import Services
+from gateway.traffic.crud import insert_logs_idempotent
+from gateway.traffic.drain import LogDrain
+from gateway.traffic.service import TrafficLogService
+from gateway.traffic.spool import Spool
+from switchyard import __version__
+from switchyard.config import Settings
+from switchyard.db import create_tables, make_engine
+
+logger = logging.getLogger(__name__)
+EngineFactory = Callable[[str, GatewaySettings], EngineClient]
+
+
+def served_model_name(settings: Settings, gateway_settings: GatewaySettings) -> str:
+    if gateway_settings.served_model_name:
+        return gateway_settings.served_model_name
+    path = Path(settings.resolved_base_model)
+    return path.name if path.is_dir() else settings.resolved_base_model
+
+
+def _unique_id(route: APIRoute) -> str:
+    return f"{route.tags[0]}-{route.name}" if route.tags else route.name
+
+
+def _vllm_engine(model: str, settings: GatewaySettings) -> EngineClient:
+    from gateway.engine.vllm_client import VLLMEngineClient
+
+    return VLLMEngineClient(model, settings)
+
+
+async def _build_services(
+    settings: Settings, gateway_settings: GatewaySettings, engine_factory: EngineFactory
+) -> Services:
+    db = make_engine(settings.resolved_database_url)
+    await asyncio.to_thread(create_tables, db)
+    model = settings.resolved_base_model
+    store = LocalArtifactStore(settings.data_dir / "adapters")
+    engine = engine_factory(model, gateway_settings)
+    tokenizer = await asyncio.to_thread(PromptTokenizer, model)
+    router = ModelRouter(base_model_name=served_model_name(settings, gateway_settings), db=db, store=store)
+    await asyncio.to_thread(router.refresh)
+
+    def insert_batch(records: Sequence[dict[str, Any]]) -> None:
+        insert_logs_idempotent(engine=db, records=records)
+
+    drain = LogDrain(
+        Spool(settings.data_dir / "spool", fsync=gateway_settings.log_spool_fsync),
+        insert_batch,
+        batch_size=gateway_settings.log_batch_size,
+        interval_s=gateway_settings.log_flush_interval_s,
+        retry_max_s=gateway_settings.log_retry_max_s,
+    )
+    admission = AdmissionController(gateway_settings.max_queued_requests, retry_after_s=gateway_settings.retry_after_s)
+    generation = GenerationService(engine=engine, admission=admission, log=drain.record)
+    return Services(
+        settings=settings,
+        gateway_settings=gateway_settings,
+        admin_key=settings.resolve_admin_key(),
+        db=db,
+        store=store,
+        engine=engine,
+        admission=admission,
+        router=router,
+        drain=drain,
+        chat=ChatService(generation=generation, router=router, tokenizer=tokenizer),
+        completions=CompletionService(generation=generation, router=router, tokenizer=tokenizer),
+        feedback=FeedbackService(db=db, drain=drain),
+        traffic=TrafficLogService(db=db, drain=drain),
+    )
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    services = await _build_services(app.state.settings, app.state.gateway_settings, app.state.engine_factory)
+    app.state.services = services
+    services.drain.start()  # replays whatever a previous process left in the spool
+    services.router.start_polling(services.gateway_settings.registry_poll_interval_s)
+    # The engine loads in the background: /health answers at once, /ready once it is loaded.
+    engine_start = asyncio.create_task(services.engine.start(), name="engine-start")
+    try:
+        yield
+    finally:
+        if not engine_start.done():
+            engine_start.cancel()
+        await asyncio.gather(engine_start, return_exceptions=True)
+        await services.router.stop()
+        await services.drain.stop()
+        await services.engine.shutdown()
+        services.db.dispose()
+
+
+def create_app(
+    settings: Settings | None = None,
+    gateway_settings: GatewaySettings | None = None,
+    *,
+    engine_factory: EngineFactory = _vllm_engine,
+) -> FastAPI:
+    app = FastAPI(
+        title="Switchyard",
+        version=__version__,
+        summary="OpenAI-compatible gateway serving many LoRA adapters on one vLLM base model.",
+        lifespan=lifespan,
+        generate_unique_id_function=_unique_id,
+    )
+    app.state.settings = settings or Settings()
+    app.state.gateway_settings = gateway_settings or GatewaySettings()
+    app.state.engine_factory = engine_factory
+    register_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    for module in (
+        health,
+        chat_router,
+        completions_router,
+        models_router,
+        feedback_router,
+        keys_router,
+        requests_router,
+    ):
+        app.include_router(module.router)
+    return app

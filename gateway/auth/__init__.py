@@ -1,0 +1,1 @@
+"""API keys: hashed at rest, shown once, each with an adapter allowlist."""

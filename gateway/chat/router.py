@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from gateway.chat.protocol import ChatCompletionRequest, ChatCompletionResponse
+from gateway.chat.service import ChatService
+from gateway.deps import PrincipalDep, RequestIdDep, ServicesDep
+from gateway.errors import GENERATION_ERROR_RESPONSES
+from gateway.generation.http import GenerationStreamResponse, to_response
+
+router = APIRouter(tags=["openai"])
+
+
+def get_chat_service(services: ServicesDep) -> ChatService:
+    return services.chat
+
+
+@router.post(
+    "/v1/chat/completions",
+    response_model=ChatCompletionResponse,
+    responses={**GENERATION_ERROR_RESPONSES, 200: {"content": {"text/event-stream": {}}}},
+)
+async def create_chat_completion(
+    body: ChatCompletionRequest,
+    principal: PrincipalDep,
+    service: Annotated[ChatService, Depends(get_chat_service)],
+    request_id: RequestIdDep,
+) -> JSONResponse | GenerationStreamResponse:
+    return to_response(await service.create(body, principal=principal, request_id=request_id))

@@ -1,0 +1,1 @@
+"""The engine behind the gateway: an abstract client, vLLM's implementation, admission control."""

@@ -1,0 +1,48 @@
+"""Domain exceptions raised by gateway services (mapped to HTTP in :mod:`gateway.errors`)."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Base class. ``param`` names the offending request field when there is one."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class InvalidRequest(GatewayError):
+    """The request is well-formed JSON but asks for something the gateway cannot do."""
+
+
+class ModelNotFound(GatewayError):
+    """No such model, or the caller's key may not use it (the two look the same on purpose)."""
+
+
+class ContextLengthExceeded(GatewayError):
+    """Prompt plus requested completion does not fit the model's context window."""
+
+
+class AuthenticationFailed(GatewayError):
+    """Missing, unknown or revoked API key."""
+
+
+class PermissionDenied(GatewayError):
+    """The key is valid but this route needs the admin key."""
+
+
+class ResourceNotFound(GatewayError):
+    """A logged request, key or other record does not exist (or is not the caller's)."""
+
+
+class QueueFull(GatewayError):
+    """Admission control refused the request; the client should retry later."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class EngineUnavailable(GatewayError):
+    """The engine is not loaded yet, or failed."""

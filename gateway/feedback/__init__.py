@@ -1,0 +1,1 @@
+"""``POST /v1/feedback``: scores and corrections attached to logged completions."""

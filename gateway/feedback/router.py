@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from gateway.deps import PrincipalDep, ServicesDep
+from gateway.errors import ERROR_RESPONSES
+from gateway.traffic.models import FeedbackCreate, FeedbackPublic
+
+router = APIRouter(tags=["feedback"])
+
+
+@router.post("/v1/feedback", response_model=FeedbackPublic, status_code=201, responses=ERROR_RESPONSES)
+async def create_feedback(body: FeedbackCreate, principal: PrincipalDep, services: ServicesDep) -> FeedbackPublic:
+    return await services.feedback.submit(body, principal=principal)

@@ -1,0 +1,1 @@
+"""What chat and text completions share: sampling parameters, execution, streaming and logging."""

@@ -1,0 +1,211 @@
+"""Runs one generation on the engine, for both endpoints, and logs it exactly once.
+
+Endpoint services supply a :class:`Formatter` that turns engine outputs into their wire format;
+everything else (admission, engine errors, client disconnects, usage, the log row) lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vllm import SamplingParams
+from vllm.outputs import CompletionOutput, RequestOutput
+
+from gateway.engine.admission import AdmissionController
+from gateway.engine.protocol import EngineClient
+from gateway.errors import error_payload
+from gateway.generation.protocol import Usage
+from gateway.generation.record import RequestRecord
+from gateway.routing import RouteTarget
+
+logger = logging.getLogger(__name__)
+DONE = "data: [DONE]\n\n"
+LogSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class GenerationJob:
+    record: RequestRecord
+    target: RouteTarget
+    prompt_token_ids: list[int]
+    params: SamplingParams
+    include_usage: bool = False
+
+    @property
+    def request_id(self) -> str:
+        return self.record.request_id
+
+    @property
+    def usage(self) -> Usage:
+        prompt = len(self.prompt_token_ids)
+        completion = self.record.completion_tokens
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
+
+
+class Formatter(Protocol):
+    def final(self, job: GenerationJob, outputs: list[CompletionOutput]) -> Any:
+        """The non-stream response body."""
+
+    def chunks(self, job: GenerationJob, output: CompletionOutput, *, first: bool) -> list[dict[str, Any]]:
+        """Stream chunks for one choice's delta (``first`` marks that choice's first delta)."""
+
+    def usage_chunk(self, job: GenerationJob) -> dict[str, Any]:
+        """The closing chunk that carries ``usage`` when ``stream_options.include_usage`` is set."""
+
+
+def sse(payload: dict[str, Any]) -> str:
+    return f"data: {json.dumps(payload, separators=(',', ':'), ensure_ascii=False)}\n\n"
+
+
+@dataclass
+class Completion:
+    """A finished non-stream response body and the target that produced it."""
+
+    body: Any
+    target: RouteTarget
+
+
+class GenerationStream:
+    """An admitted, started stream. Whatever happens to the HTTP response, :meth:`aclose`
+    releases the slot, aborts the engine request and writes the log row, exactly once."""
+
+    def __init__(
+        self,
+        service: GenerationService,
+        job: GenerationJob,
+        formatter: Formatter,
+        outputs: AsyncIterator[RequestOutput],
+        first: RequestOutput,
+    ) -> None:
+        self.job = job
+        self._service = service
+        self._formatter = formatter
+        self._outputs = outputs
+        self._first: RequestOutput | None = first
+        self._closed = False
+
+    @property
+    def target(self) -> RouteTarget:
+        return self.job.target
+
+    def _chunks(self, output: RequestOutput, seen: set[int]) -> list[str]:
+        events = []
+        for choice in output.outputs:
+            self.job.record.on_tokens(choice.index, choice.text, len(choice.token_ids), choice.finish_reason)
+            events.extend(sse(c) for c in self._formatter.chunks(self.job, choice, first=choice.index not in seen))
+            seen.add(choice.index)
+        return events
+
+    async def body(self) -> AsyncIterator[str]:
+        record = self.job.record
+        seen: set[int] = set()
+        try:
+            assert self._first is not None
+            first, self._first = self._first, None
+            for event in self._chunks(first, seen):
+                yield event
+            async for output in self._outputs:
+                for event in self._chunks(output, seen):
+                    yield event
+            if self.job.include_usage:
+                yield sse(self._formatter.usage_chunk(self.job))
+            record.succeed()
+        except Exception as exc:  # the engine failed mid-stream: say so in-band, as OpenAI does
+            logger.warning("stream %s failed: %s", self.job.request_id, exc)
+            record.fail(exc)
+            yield sse(error_payload(exc)[1])
+        except BaseException as exc:  # cancelled or closed: the client went away
+            record.fail(exc)
+            raise
+        finally:
+            # Logged before the closing event, so a client that saw [DONE] has its row.
+            await self.aclose()
+        yield DONE
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._service.admission.release(self.job.params.n)
+        aclose = getattr(self._outputs, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if self.job.record.status != 200:
+            await self._service.engine.abort(self.job.request_id)
+        self._service.log(self.job.record.to_row())
+
+
+class GenerationService:
+    def __init__(self, *, engine: EngineClient, admission: AdmissionController, log: LogSink) -> None:
+        self.engine = engine
+        self.admission = admission
+        self.log = log
+
+    def log_failure(self, record: RequestRecord, exc: BaseException) -> None:
+        record.fail(exc)
+        self.log(record.to_row())
+
+    async def execute(
+        self,
+        record: RequestRecord,
+        prepare: Callable[[], Awaitable[GenerationJob]],
+        formatter: Formatter,
+        *,
+        stream: bool,
+    ) -> Completion | GenerationStream:
+        """Prepare the job (routing, prompt, parameters), then run it; every outcome is logged."""
+        try:
+            job = await prepare()
+        except BaseException as exc:
+            self.log_failure(record, exc)
+            raise
+        if stream:
+            return await self.open_stream(job, formatter)
+        return await self.complete(job, formatter)
+
+    def _generate(self, job: GenerationJob) -> AsyncIterator[RequestOutput]:
+        job.record.prompt_tokens = len(job.prompt_token_ids)
+        return self.engine.generate(job.prompt_token_ids, job.params, job.request_id, job.target.lora_request)
+
+    async def complete(self, job: GenerationJob, formatter: Formatter) -> Completion:
+        record = job.record
+        try:
+            self.admission.acquire(job.params.n)
+            try:
+                final: RequestOutput | None = None
+                async for output in self._generate(job):
+                    final = output  # FINAL_ONLY: the one output is the whole answer
+            finally:
+                self.admission.release(job.params.n)
+            assert final is not None
+            outputs = sorted(final.outputs, key=lambda o: o.index)
+            for output in outputs:
+                record.on_tokens(output.index, output.text, len(output.token_ids), output.finish_reason)
+            body = formatter.final(job, outputs)
+        except BaseException as exc:
+            self.log_failure(record, exc)
+            raise
+        record.succeed()
+        self.log(record.to_row())
+        return Completion(body=body, target=job.target)
+
+    async def open_stream(self, job: GenerationJob, formatter: Formatter) -> GenerationStream:
+        """Admit the request and wait for its first output, so that refusals (429, 400, 503)
+        are real HTTP statuses rather than errors inside a 200 stream."""
+        try:
+            self.admission.acquire(job.params.n)
+        except BaseException as exc:
+            self.log_failure(job.record, exc)
+            raise
+        outputs = self._generate(job)
+        try:
+            first = await anext(outputs)
+        except BaseException as exc:
+            self.admission.release(job.params.n)
+            self.log_failure(job.record, exc)
+            raise
+        return GenerationStream(self, job, formatter, outputs, first)

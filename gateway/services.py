@@ -1,0 +1,36 @@
+"""The service container the app builds at start and routers read through dependencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from adapters.store import ArtifactStore
+from gateway.chat.service import ChatService
+from gateway.completions.service import CompletionService
+from gateway.config import GatewaySettings
+from gateway.engine.admission import AdmissionController
+from gateway.engine.protocol import EngineClient
+from gateway.feedback.service import FeedbackService
+from gateway.routing import ModelRouter
+from gateway.traffic.drain import LogDrain
+from gateway.traffic.service import TrafficLogService
+from switchyard.config import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    gateway_settings: GatewaySettings
+    admin_key: str
+    db: Engine
+    store: ArtifactStore
+    engine: EngineClient
+    admission: AdmissionController
+    router: ModelRouter
+    drain: LogDrain
+    chat: ChatService
+    completions: CompletionService
+    feedback: FeedbackService
+    traffic: TrafficLogService

@@ -1,0 +1,1 @@
+"""The traffic log: one row per request, spooled on the request path and drained in batches."""

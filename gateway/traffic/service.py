@@ -1,0 +1,54 @@
+"""Reading the traffic log for admins; always drains the spool first so reads are current."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+
+from gateway.exceptions import ResourceNotFound
+from gateway.traffic import crud
+from gateway.traffic.drain import LogDrain
+from gateway.traffic.models import FeedbackPublic, RequestLogBase, RequestLogPublic, RequestLogsPublic
+from switchyard.db import session_scope
+
+
+class RequestFilters(BaseModel):
+    adapter: str | None = Field(default=None, description="Adapter name")
+    key_id: int | None = Field(default=None, description="API key id")
+    status: int | None = Field(default=None, ge=100, le=599, description="HTTP status")
+    since: datetime | None = Field(default=None, description="Earliest time, inclusive")
+    until: datetime | None = Field(default=None, description="Latest time, exclusive")
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class TrafficLogService:
+    def __init__(self, *, db: Engine, drain: LogDrain) -> None:
+        self._db = db
+        self._drain = drain
+
+    def _list(self, filters: RequestFilters) -> RequestLogsPublic:
+        with session_scope(self._db) as session:
+            rows, count = crud.list_logs(session=session, **filters.model_dump())
+        return RequestLogsPublic(data=[RequestLogBase.model_validate(r) for r in rows], count=count)
+
+    def _get(self, request_id: str) -> RequestLogPublic:
+        with session_scope(self._db) as session:
+            row = crud.get_log(session=session, request_id=request_id)
+            if row is None:
+                raise ResourceNotFound(f"No logged request with id '{request_id}'.", param="request_id")
+            feedback = [
+                FeedbackPublic.model_validate(f) for f in crud.list_feedback(session=session, request_id=request_id)
+            ]
+            return RequestLogPublic.model_validate(row, update={"feedback": feedback})
+
+    async def list(self, filters: RequestFilters) -> RequestLogsPublic:
+        await self._drain.flush()
+        return await asyncio.to_thread(self._list, filters)
+
+    async def get(self, request_id: str) -> RequestLogPublic:
+        await self._drain.flush()
+        return await asyncio.to_thread(self._get, request_id)

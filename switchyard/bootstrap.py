@@ -1,0 +1,78 @@
+"""First-start preparation: data folder, tables, admin key, and the demo model with its adapters."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from adapters.base_model import BaseModelSpec
+from adapters.config import AdapterSettings
+from adapters.registry import get_adapter, register_version
+from adapters.store import LocalArtifactStore
+from adapters.validation import EngineLimits
+from gateway.config import GatewaySettings
+from switchyard.config import Settings
+from switchyard.db import create_tables, make_engine, session_scope
+from switchyard.demo import DEMO_ADAPTERS, build_demo_adapter, build_demo_model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    admin_key: str
+    demo_adapters: tuple[str, ...]
+
+
+def engine_limits(gateway_settings: GatewaySettings, adapter_settings: AdapterSettings) -> EngineLimits:
+    return EngineLimits(
+        max_lora_rank=gateway_settings.max_lora_rank, max_adapter_bytes=adapter_settings.max_adapter_bytes
+    )
+
+
+def _register_demo_adapters(settings: Settings, gateway_settings: GatewaySettings) -> tuple[str, ...]:
+    base = BaseModelSpec.load(settings.resolved_base_model)
+    limits = engine_limits(gateway_settings, AdapterSettings())
+    store = LocalArtifactStore(settings.data_dir / "adapters")
+    db = make_engine(settings.resolved_database_url)
+    try:
+        with session_scope(db) as session:
+            for demo in DEMO_ADAPTERS:
+                if get_adapter(session=session, name=demo.name) is not None:
+                    continue
+                source = build_demo_adapter(
+                    settings.demo_model_dir,
+                    settings.data_dir / "demo-adapters" / demo.name,
+                    seed=demo.seed,
+                    rank=demo.rank,
+                )
+                register_version(
+                    session=session,
+                    store=store,
+                    name=demo.name,
+                    source=source,
+                    base=base,
+                    limits=limits,
+                    description=demo.description,
+                    activate=True,
+                )
+                logger.info("registered demo adapter %s", demo.name)
+    finally:
+        db.dispose()
+    return tuple(d.name for d in DEMO_ADAPTERS)
+
+
+def prepare(settings: Settings, gateway_settings: GatewaySettings) -> Prepared:
+    """Idempotent: safe to run at every start."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = make_engine(settings.resolved_database_url)
+    try:
+        create_tables(db)
+    finally:
+        db.dispose()
+    admin_key = settings.resolve_admin_key()
+    demo: tuple[str, ...] = ()
+    if settings.uses_demo_model:
+        build_demo_model(settings.demo_model_dir)
+        demo = _register_demo_adapters(settings, gateway_settings)
+    return Prepared(admin_key=admin_key, demo_adapters=demo)

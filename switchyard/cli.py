@@ -1,0 +1,159 @@
+"""The ``switchyard`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gateway.config import GatewaySettings
+from switchyard.config import Settings
+
+app = typer.Typer(help="Switchyard: many LoRA adapters on one vLLM engine.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _banner(host: str, port: int, settings: Settings, model_name: str, adapters: tuple[str, ...]) -> str:
+    key_hint = f"$(cat {settings.admin_key_file.resolve()})" if settings.admin_key is None else "$SWITCHYARD_ADMIN_KEY"
+    example_model = adapters[0] if adapters else model_name
+    body = json.dumps(
+        {"model": example_model, "messages": [{"role": "user", "content": "Where is car 4412?"}], "max_tokens": 32}
+    )
+    where = settings.admin_key_file.resolve() if settings.admin_key is None else "SWITCHYARD_ADMIN_KEY"
+    return (
+        f"\nSwitchyard is starting on http://{host}:{port} (the engine needs about half a minute; "
+        f"GET /ready says when).\n"
+        f"  base model : {model_name}\n"
+        f"  adapters   : {', '.join(adapters) or '(none registered yet)'}\n"
+        f"  admin key  : {where}\n\n"
+        f"Try it:\n"
+        f"  curl -s http://{host}:{port}/v1/chat/completions \\\n"
+        f"    -H \"Authorization: Bearer {key_hint}\" -H 'Content-Type: application/json' \\\n"
+        f"    -d '{body}'\n"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default: SWITCHYARD_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default: SWITCHYARD_PORT).")] = None,
+) -> None:
+    """Prepare the data folder (demo model on first run) and serve the gateway."""
+    import uvicorn
+
+    from gateway.app import create_app, served_model_name
+    from switchyard.bootstrap import prepare
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    gateway_settings = GatewaySettings(**overrides)
+    prepared = prepare(settings, gateway_settings)
+    typer.echo(
+        _banner(
+            gateway_settings.host,
+            gateway_settings.port,
+            settings,
+            served_model_name(settings, gateway_settings),
+            prepared.demo_adapters,
+        )
+    )
+    # One worker: the engine, the scheduler and the traffic-log spool live in this process.
+    uvicorn.run(
+        create_app(settings, gateway_settings),
+        host=gateway_settings.host,
+        port=gateway_settings.port,
+        workers=1,
+        log_level="info",
+        timeout_graceful_shutdown=30,
+    )
+
+
+def _keys_db():  # type: ignore[no-untyped-def]
+    from switchyard.db import create_tables, make_engine
+
+    db = make_engine(Settings().resolved_database_url)
+    create_tables(db)
+    return db
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant the key belongs to.")] = None,
+    allow: Annotated[str, typer.Option(help="Comma-separated adapters the key may use, or '*'.")] = "*",
+    log_content: Annotated[bool, typer.Option(help="Log message content for this key's requests.")] = True,
+) -> None:
+    """Create a key and print it (it is shown only once)."""
+    from gateway.auth import crud
+    from gateway.auth.models import ApiKeyCreate
+    from switchyard.db import session_scope
+
+    allowed = [a.strip() for a in allow.split(",") if a.strip()]
+    with session_scope(_keys_db()) as session:
+        row, secret = crud.create_key(
+            session=session,
+            key_in=ApiKeyCreate(name=name, tenant=tenant, allowed_adapters=allowed, log_content=log_content),
+        )
+    typer.echo(f"id={row.id} name={row.name} allowed={','.join(row.allowed_adapters)}")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (never their secrets)."""
+    from gateway.auth import crud
+    from switchyard.db import session_scope
+
+    with session_scope(_keys_db()) as session:
+        rows, _ = crud.list_keys(session=session, limit=10_000)
+    for row in rows:
+        state = "revoked" if row.revoked_at else "active"
+        typer.echo(
+            f"{row.id}\t{row.key_prefix}…\t{row.name}\t{row.tenant or '-'}\t{','.join(row.allowed_adapters)}\t{state}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="Id of the key to revoke.")]) -> None:
+    """Revoke a key; requests with it are refused from then on."""
+    from gateway.auth import crud
+    from switchyard.db import session_scope
+
+    with session_scope(_keys_db()) as session:
+        row = crud.revoke_key(session=session, key_id=key_id)
+    if row is None:
+        typer.echo(f"no key with id {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked key {key_id}")
+
+
+@app.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="Where to write the contract.")] = Path("openapi.yaml"),
+    check: Annotated[bool, typer.Option(help="Fail if the file differs from the app's schema.")] = False,
+) -> None:
+    """Write (or check) the committed OpenAPI contract."""
+    from gateway.openapi import render_openapi
+
+    rendered = render_openapi()
+    if check:
+        if not output.exists() or output.read_text() != rendered:
+            typer.echo(f"{output} is out of date; run `switchyard openapi`", err=True)
+            raise typer.Exit(1)
+        return
+    output.write_text(rendered)
+    typer.echo(f"wrote {output}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

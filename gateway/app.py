@@ -121,6 +121,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.db.dispose()
 
 
+def _without_fastapi_422(app: FastAPI) -> None:
+    """Validation errors are answered with 400 and OpenAI's envelope, so FastAPI's default
+    422 ``HTTPValidationError`` is not part of the contract."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     settings: Settings | None = None,
     gateway_settings: GatewaySettings | None = None,
@@ -149,4 +167,5 @@ def create_app(
         requests_router,
     ):
         app.include_router(module.router)
+    _without_fastapi_422(app)
     return app

@@ -99,9 +99,7 @@ class ModelRouter:
         cards = [ModelCard(id=base, created=self._created, root=base, parent=None)]
         for name, version in sorted(self._active.items()):
             if principal.may_use(name):
-                cards.append(
-                    ModelCard(id=name, created=self._created, root=version.qualified_name, parent=base)
-                )
+                cards.append(ModelCard(id=name, created=self._created, root=version.qualified_name, parent=base))
         return cards
 
     async def _poll(self, interval_s: float) -> None:

@@ -108,9 +108,9 @@ def test_seeded_sampling_is_deterministic(admin_client: openai.OpenAI) -> None:
 
 def test_greedy_is_deterministic(admin_client: openai.OpenAI) -> None:
     outputs = {
-        admin_client.chat.completions.create(
-            model="yard-json", messages=MESSAGES, max_tokens=16, temperature=0
-        ).choices[0].message.content
+        admin_client.chat.completions.create(model="yard-json", messages=MESSAGES, max_tokens=16, temperature=0)
+        .choices[0]
+        .message.content
         for _ in range(3)
     }
     assert len(outputs) == 1
@@ -127,9 +127,11 @@ def test_adapters_answer_differently_from_base(admin_client: openai.OpenAI) -> N
 
 def test_pinned_version_serves_same_as_alias(admin_client: openai.OpenAI) -> None:
     def greedy(model: str) -> str:
-        return admin_client.chat.completions.create(
-            model=model, messages=MESSAGES, max_tokens=10, temperature=0
-        ).choices[0].message.content
+        return (
+            admin_client.chat.completions.create(model=model, messages=MESSAGES, max_tokens=10, temperature=0)
+            .choices[0]
+            .message.content
+        )
 
     assert greedy("support-bot@1") == greedy("support-bot")
 

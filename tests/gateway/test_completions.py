@@ -43,8 +43,10 @@ def test_completion_json_schema(admin_client: openai.OpenAI) -> None:
         extra_body={
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": "a", "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}},
-                                                        "required": ["ok"]}},
+                "json_schema": {
+                    "name": "a",
+                    "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]},
+                },
             }
         },
     )

@@ -27,7 +27,9 @@ def assert_envelope(response: httpx.Response, status: int, code: str, param: str
 
 def test_malformed_json_is_400(admin_http: httpx.Client) -> None:
     response = admin_http.post(
-        "/v1/chat/completions", content=b'{"model": "demo-base", "messages": [', headers={"Content-Type": "application/json"}
+        "/v1/chat/completions",
+        content=b'{"model": "demo-base", "messages": [',
+        headers={"Content-Type": "application/json"},
     )
     assert_envelope(response, 400, "invalid_json")
 

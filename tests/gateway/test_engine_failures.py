@@ -1,0 +1,111 @@
+"""Engine failures become 503 (and unknown errors a bare 500) without leaking internals.
+
+A real engine cannot be made to fail on demand without taking the shared session server down,
+so these drive the real app with a stand-in engine whose only job is to fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+from gateway.engine.protocol import EngineClient
+from gateway.engine.vllm_client import VLLMEngineClient
+from gateway.exceptions import EngineUnavailable
+from gateway.traffic.models import RequestLog
+from switchyard.config import Settings
+from switchyard.db import make_engine
+
+BODY = {"model": "demo-base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+
+
+class FailingEngine(EngineClient):
+    def __init__(self, error: Exception, *, ready: bool = True) -> None:
+        self.error = error
+        self.ready = ready
+
+    async def start(self) -> None:
+        return None
+
+    @property
+    def is_ready(self) -> bool:
+        return self.ready
+
+    @property
+    def max_model_len(self) -> int:
+        return 512
+
+    async def generate(self, prompt_token_ids, params, request_id, lora=None) -> AsyncIterator:  # type: ignore[no-untyped-def, override]
+        raise self.error
+        yield  # pragma: no cover
+
+    async def abort(self, request_id: str) -> None:
+        return None
+
+    async def shutdown(self) -> None:
+        return None
+
+
+@pytest.fixture
+def app_with(tmp_path: Path, demo_model: Path) -> Iterator:
+    def build(engine: EngineClient) -> TestClient:
+        settings = Settings(
+            _env_file=None, data_dir=tmp_path, base_model=str(demo_model), admin_key="test-admin-key-0123456789"
+        )
+        app = create_app(settings, GatewaySettings(_env_file=None), engine_factory=lambda *_: engine)
+        return TestClient(
+            app, raise_server_exceptions=False, headers={"Authorization": "Bearer test-admin-key-0123456789"}
+        )
+
+    yield build
+
+
+def logged_statuses(tmp_path: Path) -> list[int]:
+    db = make_engine(f"sqlite:///{tmp_path / 'switchyard.db'}")
+    with Session(db) as session:
+        statuses = [row.status for row in session.exec(select(RequestLog))]
+    db.dispose()
+    return statuses
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_engine_failure_is_503_and_logged(app_with, tmp_path: Path, stream: bool) -> None:  # type: ignore[no-untyped-def]
+    with app_with(FailingEngine(EngineUnavailable("The model engine failed while generating."))) as client:
+        response = client.post("/v1/chat/completions", json={**BODY, "stream": stream})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "engine_unavailable"
+    assert logged_statuses(tmp_path) == [503]  # flushed into the database at shutdown
+
+
+def test_engine_not_ready(app_with) -> None:  # type: ignore[no-untyped-def]
+    with app_with(FailingEngine(EngineUnavailable("starting"), ready=False)) as client:
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+    assert ready.status_code == 503 and ready.json()["error"]["type"] == "service_unavailable_error"
+
+
+def test_unexpected_error_is_a_bare_500(app_with) -> None:  # type: ignore[no-untyped-def]
+    with app_with(FailingEngine(RuntimeError("boom in /srv/secret/module.py line 3"))) as client:
+        response = client.post("/v1/chat/completions", json=BODY)
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error == {
+        "message": "The server had an error while processing your request.",
+        "type": "server_error",
+        "param": None,
+        "code": "internal_error",
+    }
+
+
+async def test_real_client_refuses_before_start(demo_model: Path) -> None:
+    engine = VLLMEngineClient(str(demo_model), GatewaySettings(_env_file=None))
+    assert not engine.is_ready
+    with pytest.raises(EngineUnavailable):
+        async for _ in engine.generate([1, 2], None, "r1"):  # type: ignore[arg-type]
+            pass

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from adapters.store import LocalArtifactStore
-from gateway import health
+from gateway import health, metrics_router
 from gateway.admin import keys_router, requests_router
 from gateway.chat import router as chat_router
 from gateway.chat.service import ChatService
@@ -35,6 +35,8 @@ from gateway.traffic.crud import insert_logs_idempotent
 from gateway.traffic.drain import LogDrain
 from gateway.traffic.service import TrafficLogService
 from gateway.traffic.spool import Spool
+from monitoring.config import MonitoringSettings
+from monitoring.metrics import GatewayMetrics, GaugeSources
 from switchyard import __version__
 from switchyard.config import Settings
 from switchyard.db import create_tables, make_engine
@@ -83,7 +85,20 @@ async def _build_services(
         retry_max_s=gateway_settings.log_retry_max_s,
     )
     admission = AdmissionController(gateway_settings.max_queued_requests, retry_after_s=gateway_settings.retry_after_s)
-    generation = GenerationService(engine=engine, admission=admission, log=drain.record)
+    metrics = GatewayMetrics(
+        GaugeSources(
+            spool_backlog_bytes=lambda: drain.spool.backlog_bytes,
+            drain_failures=lambda: drain.failures,
+            sequences_in_flight=lambda: admission.in_flight,
+            spool_alert_bytes=MonitoringSettings().spool_alert_bytes,
+        )
+    )
+
+    def log(row: dict[str, Any]) -> None:
+        drain.record(row)  # durable first: the metric must never count a row the log lacks
+        metrics.observe(row)
+
+    generation = GenerationService(engine=engine, admission=admission, log=log)
     return Services(
         settings=settings,
         gateway_settings=gateway_settings,
@@ -94,6 +109,7 @@ async def _build_services(
         admission=admission,
         router=router,
         drain=drain,
+        metrics=metrics,
         chat=ChatService(generation=generation, router=router, tokenizer=tokenizer),
         completions=CompletionService(generation=generation, router=router, tokenizer=tokenizer),
         feedback=FeedbackService(db=db, drain=drain),
@@ -118,6 +134,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.router.stop()
         await services.drain.stop()
         await services.engine.shutdown()
+        services.metrics.shutdown()
         services.db.dispose()
 
 
@@ -159,6 +176,7 @@ def create_app(
     app.add_middleware(RequestIdMiddleware)
     for module in (
         health,
+        metrics_router,
         chat_router,
         completions_router,
         models_router,

@@ -16,6 +16,7 @@ from gateway.feedback.service import FeedbackService
 from gateway.routing import ModelRouter
 from gateway.traffic.drain import LogDrain
 from gateway.traffic.service import TrafficLogService
+from monitoring.metrics import GatewayMetrics
 from switchyard.config import Settings
 
 
@@ -30,6 +31,7 @@ class Services:
     admission: AdmissionController
     router: ModelRouter
     drain: LogDrain
+    metrics: GatewayMetrics
     chat: ChatService
     completions: CompletionService
     feedback: FeedbackService

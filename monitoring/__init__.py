@@ -1,0 +1,1 @@
+"""Observability: OpenTelemetry metrics with Prometheus exposition (drift reports come later)."""

@@ -109,3 +109,16 @@ async def test_real_client_refuses_before_start(demo_model: Path) -> None:
     with pytest.raises(EngineUnavailable):
         async for _ in engine.generate([1, 2], None, "r1"):  # type: ignore[arg-type]
             pass
+
+
+def test_metrics_count_requests_and_expose_spool_backlog(app_with) -> None:  # type: ignore[no-untyped-def]
+    with app_with(FailingEngine(EngineUnavailable("down"))) as client:
+        client.post("/v1/chat/completions", json=BODY)
+        client.post("/v1/chat/completions", json={**BODY, "model": "missing"})
+        text = client.get("/metrics").text
+        assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        'switchyard_requests_total{adapter="",adapter_version="",endpoint="chat.completions",status="503"} 1.0' in text
+    )
+    assert 'status="404"} 1.0' in text
+    assert "switchyard_log_spool_backlog_bytes" in text and "switchyard_log_spool_alert 0.0" in text

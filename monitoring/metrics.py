@@ -1,0 +1,105 @@
+"""Gateway metrics through OpenTelemetry, exposed in Prometheus' text format.
+
+Each gateway owns its ``MeterProvider`` and a private Prometheus registry, so several apps in
+one process (tests, embedded use) never collide on the global registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass(frozen=True)
+class GaugeSources:
+    """Live values read at scrape time."""
+
+    spool_backlog_bytes: Callable[[], int]
+    drain_failures: Callable[[], int]
+    sequences_in_flight: Callable[[], int]
+    spool_alert_bytes: int
+
+
+def _gauge(read: Callable[[], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def callback(_options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(read())
+
+    return callback
+
+
+class GatewayMetrics:
+    def __init__(self, gauges: GaugeSources) -> None:
+        from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        reader = PrometheusMetricReader(registry=self.registry, disable_target_info=True, scope_info_enabled=False)
+        latency_view = View(
+            instrument_name="switchyard_*seconds",
+            aggregation=ExplicitBucketHistogramAggregation(boundaries=LATENCY_BUCKETS_S),
+        )
+        self.provider = MeterProvider(metric_readers=[reader], views=[latency_view])
+        meter = self.provider.get_meter("switchyard.gateway")
+        self._requests = meter.create_counter(
+            "switchyard_requests", description="Generation requests by model, adapter version and status"
+        )
+        self._tokens = meter.create_counter("switchyard_tokens", description="Prompt and completion tokens")
+        self._latency = meter.create_histogram(
+            "switchyard_request_seconds", unit="s", description="Request latency, until the last byte"
+        )
+        self._ttft = meter.create_histogram(
+            "switchyard_time_to_first_token_seconds", unit="s", description="Time to first token"
+        )
+        meter.create_observable_gauge(
+            "switchyard_log_spool_backlog_bytes",
+            callbacks=[_gauge(gauges.spool_backlog_bytes)],
+            description="Traffic-log bytes spooled but not yet in the database",
+        )
+        meter.create_observable_gauge(
+            "switchyard_log_spool_alert",
+            callbacks=[_gauge(lambda: int(gauges.spool_backlog_bytes() > gauges.spool_alert_bytes))],
+            description="1 while the traffic-log backlog is over its alert threshold",
+        )
+        meter.create_observable_gauge(
+            "switchyard_log_drain_consecutive_failures",
+            callbacks=[_gauge(gauges.drain_failures)],
+            description="Failed database writes in a row (0 when the database is healthy)",
+        )
+        meter.create_observable_gauge(
+            "switchyard_sequences_in_flight",
+            callbacks=[_gauge(gauges.sequences_in_flight)],
+            description="Sequences admitted to the engine",
+        )
+
+    def observe(self, row: dict[str, Any]) -> None:
+        """Count one finished request from its traffic-log row."""
+        version = row.get("adapter_version")
+        attributes = {
+            "endpoint": row["endpoint"],
+            "adapter": row.get("adapter") or "",
+            "adapter_version": "" if version is None else str(version),
+            "status": str(row["status"]),
+        }
+        self._requests.add(1, attributes)
+        if row.get("prompt_tokens") is not None:
+            self._tokens.add(row["prompt_tokens"], {**attributes, "kind": "prompt"})
+            self._tokens.add(row.get("completion_tokens") or 0, {**attributes, "kind": "completion"})
+        if row.get("latency_ms") is not None:
+            self._latency.record(row["latency_ms"] / 1000, attributes)
+        if row.get("ttft_ms") is not None:
+            self._ttft.record(row["ttft_ms"] / 1000, attributes)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()

@@ -1,17 +1,28 @@
-"""Registry operations: register a validated folder as a new version, look versions up."""
+"""Registry reads and registration: validate, store, record — all or nothing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from adapters.base_model import BaseModelSpec
 from adapters.errors import AdapterConflict, AdapterNotFound
-from adapters.models import Adapter, AdapterVersion, VersionStatus, utcnow
+from adapters.models import (
+    Adapter,
+    AdapterDetail,
+    AdapterEvent,
+    AdapterPublic,
+    AdapterVersion,
+    AdapterVersionPublic,
+    RegistryState,
+    VersionStatus,
+    utcnow,
+)
 from adapters.store import ArtifactStore
 from adapters.validation import EngineLimits, validate_adapter_dir, validate_name
 
@@ -31,12 +42,76 @@ class ServableVersion:
         return f"{self.adapter}@{self.version}"
 
 
-def get_adapter(*, session: Session, name: str) -> Adapter | None:
-    return session.exec(select(Adapter).where(Adapter.name == name)).first()
+@dataclass(frozen=True)
+class AliasRoute:
+    """Where an alias sends traffic: its active version, and optionally a weighted canary."""
+
+    active: ServableVersion | None
+    canary: ServableVersion | None = None
+    canary_weight: float = 0.0
+    pinned: bool = False
+
+    @property
+    def versions(self) -> tuple[ServableVersion, ...]:
+        return tuple(v for v in (self.active, self.canary) if v is not None)
 
 
-def list_adapters(*, session: Session) -> list[Adapter]:
-    return list(session.exec(select(Adapter).order_by(Adapter.name)))
+def bump_generation(session: Session) -> None:
+    """Mark the registry changed (inside the caller's transaction); atomic under concurrency."""
+    result = session.exec(update(RegistryState).values(generation=RegistryState.generation + 1))  # type: ignore[call-overload]
+    if result.rowcount == 0:
+        session.add(RegistryState(id=1, generation=1))
+
+
+def registry_generation(*, session: Session) -> int:
+    state = session.get(RegistryState, 1)
+    return state.generation if state else 0
+
+
+def record_event(session: Session, adapter: Adapter, action: str, version: int | None, **detail: Any) -> None:
+    assert adapter.id is not None
+    session.add(AdapterEvent(adapter_id=adapter.id, action=action, version=version, detail=detail))
+
+
+def get_adapter(*, session: Session, name: str, for_update: bool = False) -> Adapter | None:
+    statement = select(Adapter).where(Adapter.name == name)
+    if for_update:
+        statement = statement.with_for_update()
+    return session.exec(statement).first()
+
+
+def require_adapter(*, session: Session, name: str, for_update: bool = False) -> Adapter:
+    adapter = get_adapter(session=session, name=name, for_update=for_update)
+    if adapter is None:
+        raise AdapterNotFound(f"adapter {name!r} does not exist", param="name")
+    return adapter
+
+
+def require_version(*, session: Session, adapter: Adapter, version: int) -> AdapterVersion:
+    row = session.exec(
+        select(AdapterVersion).where(AdapterVersion.adapter_id == adapter.id, AdapterVersion.version == version)
+    ).first()
+    if row is None:
+        raise AdapterNotFound(f"adapter {adapter.name}@{version} does not exist", param="version")
+    return row
+
+
+def version_by_id(*, session: Session, version_id: int | None) -> AdapterVersion | None:
+    return session.get(AdapterVersion, version_id) if version_id is not None else None
+
+
+def list_adapters(*, session: Session, offset: int = 0, limit: int = 1000) -> tuple[list[Adapter], int]:
+    count = session.exec(select(func.count()).select_from(Adapter)).one()
+    rows = session.exec(select(Adapter).order_by(Adapter.name).offset(offset).limit(limit)).all()
+    return list(rows), count
+
+
+def list_versions(*, session: Session, adapter: Adapter) -> list[AdapterVersion]:
+    return list(
+        session.exec(
+            select(AdapterVersion).where(AdapterVersion.adapter_id == adapter.id).order_by(AdapterVersion.version)
+        )
+    )
 
 
 def register_version(
@@ -50,23 +125,32 @@ def register_version(
     description: str = "",
     tenant: str | None = None,
     activate: bool = False,
+    parent_version: int | None = None,
+    dataset_snapshot_id: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    source_label: str | None = None,
 ) -> AdapterVersion:
-    """Validate ``source``, copy it into the store and record it, all or nothing."""
+    """Validate ``source``, copy it into the store and record it as a candidate (or, for a
+    brand-new alias with ``activate``, as its active version). Nothing is left behind on failure."""
     validate_name(name)
     manifest = validate_adapter_dir(source, base=base, limits=limits)
-    adapter = get_adapter(session=session, name=name)
-    if adapter is None:
-        adapter = Adapter(name=name, description=description, tenant=tenant)
-        session.add(adapter)
-        session.flush()
-    latest = session.exec(select(func.max(AdapterVersion.version)).where(AdapterVersion.adapter_id == adapter.id)).one()
-    number = (latest or 0) + 1
-    uri = store.put(source, name=name, version=number)
+    uri: str | None = None
     try:
+        adapter = get_adapter(session=session, name=name, for_update=True)
+        if adapter is None:
+            adapter = Adapter(name=name, description=description, tenant=tenant)
+            session.add(adapter)
+            session.flush()
+        latest = session.exec(
+            select(func.max(AdapterVersion.version)).where(AdapterVersion.adapter_id == adapter.id)
+        ).one()
+        number = (latest or 0) + 1
+        uri = store.put(source, name=name, version=number)
+        activate_now = activate and adapter.active_version_id is None
         version = AdapterVersion(
             adapter_id=adapter.id,
             version=number,
-            status=VersionStatus.active if activate else VersionStatus.candidate,
+            status=VersionStatus.active if activate_now else VersionStatus.candidate,
             artifact_uri=uri,
             sha256=manifest.sha256,
             rank=manifest.rank,
@@ -74,36 +158,74 @@ def register_version(
             target_modules=manifest.target_modules,
             base_fingerprint=base.fingerprint,
             size_bytes=manifest.size_bytes,
-            promoted_at=utcnow() if activate else None,
+            parent_version=parent_version,
+            dataset_snapshot_id=dataset_snapshot_id,
+            metrics=metrics or {},
+            source=source_label,
+            promoted_at=utcnow() if activate_now else None,
         )
         session.add(version)
         session.flush()
-        if activate:
+        if activate_now:
             adapter.active_version_id = version.id
             session.add(adapter)
+            bump_generation(session)
+        record_event(session, adapter, "register", number, sha256=manifest.sha256, source=source_label)
         session.commit()
     except IntegrityError:
         session.rollback()
-        store.delete(uri)
-        raise AdapterConflict(f"adapter {name!r} was registered concurrently; retry", param="name") from None
+        if uri is not None:
+            store.delete(uri)
+        raise AdapterConflict(f"adapter {name!r} was changed concurrently; retry", param="name") from None
     except BaseException:
         session.rollback()
-        store.delete(uri)
+        if uri is not None:
+            store.delete(uri)
         raise
     session.refresh(version)
     return version
 
 
-def servable_versions(*, session: Session, store: ArtifactStore) -> dict[str, ServableVersion]:
-    """Every adapter's active version, keyed by adapter name."""
-    rows = session.exec(
-        select(Adapter, AdapterVersion).join(AdapterVersion, AdapterVersion.id == Adapter.active_version_id)
-    ).all()
-    return {adapter.name: _servable(adapter, version, store) for adapter, version in rows}
+def _servable(adapter: Adapter, version: AdapterVersion, store: ArtifactStore) -> ServableVersion:
+    assert version.id is not None
+    return ServableVersion(
+        adapter=adapter.name,
+        version=version.version,
+        version_id=version.id,
+        path=store.local_path(version.artifact_uri),
+        tenant=adapter.tenant,
+    )
+
+
+def routing_table(*, session: Session, store: ArtifactStore) -> dict[str, AliasRoute]:
+    """Every alias with an active version or a canary, keyed by name."""
+    adapters = session.exec(select(Adapter)).all()
+    wanted = {i for a in adapters for i in (a.active_version_id, a.canary_version_id) if i is not None}
+    versions = (
+        {
+            v.id: v
+            for v in session.exec(select(AdapterVersion).where(AdapterVersion.id.in_(wanted)))  # type: ignore[union-attr]
+        }
+        if wanted
+        else {}
+    )
+    table: dict[str, AliasRoute] = {}
+    for adapter in adapters:
+        active = versions.get(adapter.active_version_id)
+        canary = versions.get(adapter.canary_version_id)
+        if active is None and canary is None:
+            continue
+        table[adapter.name] = AliasRoute(
+            active=_servable(adapter, active, store) if active else None,
+            canary=_servable(adapter, canary, store) if canary else None,
+            canary_weight=adapter.canary_weight if canary else 0.0,
+            pinned=adapter.pinned,
+        )
+    return table
 
 
 def get_servable(*, session: Session, store: ArtifactStore, name: str, version: int) -> ServableVersion:
-    """A pinned version (``name@version``) that is not rejected."""
+    """A pinned version (``name@version``) that has not been rejected."""
     row = session.exec(
         select(Adapter, AdapterVersion)
         .join(AdapterVersion, AdapterVersion.adapter_id == Adapter.id)
@@ -115,12 +237,19 @@ def get_servable(*, session: Session, store: ArtifactStore, name: str, version: 
     return _servable(row[0], row[1], store)
 
 
-def _servable(adapter: Adapter, version: AdapterVersion, store: ArtifactStore) -> ServableVersion:
-    assert adapter.id is not None and version.id is not None
-    return ServableVersion(
-        adapter=adapter.name,
-        version=version.version,
-        version_id=version.id,
-        path=store.local_path(version.artifact_uri),
-        tenant=adapter.tenant,
+def describe(*, session: Session, adapter: Adapter, with_versions: bool = True) -> AdapterDetail | AdapterPublic:
+    """The public view of an adapter: version numbers rather than internal ids."""
+    versions = list_versions(session=session, adapter=adapter)
+    number = {v.id: v.version for v in versions}
+    public = AdapterPublic.model_validate(
+        adapter,
+        update={
+            "active_version": number.get(adapter.active_version_id),
+            "canary_version": number.get(adapter.canary_version_id),
+        },
+    )
+    if not with_versions:
+        return public
+    return AdapterDetail.model_validate(
+        public, update={"versions": [AdapterVersionPublic.model_validate(v) for v in versions]}
     )

@@ -1,11 +1,13 @@
 """The artifact store: one immutable folder per adapter version.
 
-A small interface so that a shared volume or an fsspec URL can stand where the local
-folder stands today (the registry issue adds those implementations).
+Two implementations behind one interface: a local folder (the embedded default), and any
+fsspec URL (``s3://``, ``gs://``, ``memory://`` …) with a local cache, since the engine loads
+adapters from a local path.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
@@ -19,7 +21,7 @@ ARTIFACT_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 class ArtifactStore(ABC):
     @abstractmethod
     def put(self, source: Path, *, name: str, version: int) -> str:
-        """Copy a validated folder into the store; return its URI."""
+        """Copy a validated folder's contract files into the store; return the version's URI."""
 
     @abstractmethod
     def local_path(self, uri: str) -> Path:
@@ -27,7 +29,22 @@ class ArtifactStore(ABC):
 
     @abstractmethod
     def delete(self, uri: str) -> None:
-        """Remove a version's folder (used to undo a registration that failed)."""
+        """Remove a version's folder."""
+
+
+def _stage(target: Path, source: Path) -> None:
+    """Copy the contract files into ``target`` through a temporary sibling, then rename."""
+    if target.exists():
+        raise FileExistsError(f"{target} already exists; versions are immutable")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        for filename in ARTIFACT_FILES:
+            shutil.copy2(Path(source) / filename, staging / filename)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
 
 
 class LocalArtifactStore(ArtifactStore):
@@ -36,25 +53,72 @@ class LocalArtifactStore(ArtifactStore):
 
     def put(self, source: Path, *, name: str, version: int) -> str:
         target = self.root / name / f"v{version}"
-        if target.exists():
-            raise FileExistsError(f"artifact {name} v{version} already exists")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-v{version}-", dir=target.parent))
-        try:
-            # Only the contract's files travel: nothing else the source folder holds.
-            for filename in ARTIFACT_FILES:
-                shutil.copy2(Path(source) / filename, staging / filename)
-            staging.rename(target)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging)
+        _stage(target, source)
         return target.as_uri()
 
     def local_path(self, uri: str) -> Path:
         path = Path(uri.removeprefix("file://"))
         if not path.resolve().is_relative_to(self.root):
-            raise ValueError(f"{uri} is outside the artifact store")
+            raise ValueError("artifact is outside the store")
         return path
 
     def delete(self, uri: str) -> None:
         shutil.rmtree(self.local_path(uri), ignore_errors=True)
+
+
+class FsspecArtifactStore(ArtifactStore):
+    """Any fsspec URL as the store; versions are cached locally on first use."""
+
+    def __init__(self, url: str, cache_dir: Path) -> None:
+        import fsspec
+
+        self.url = url.rstrip("/")
+        self.fs, self._root = fsspec.core.url_to_fs(self.url)
+        self.cache_dir = Path(cache_dir)
+
+    def put(self, source: Path, *, name: str, version: int) -> str:
+        uri = f"{self.url}/{name}/v{version}"
+        remote = f"{self._root}/{name}/v{version}"
+        if self.fs.exists(remote):
+            raise FileExistsError(f"{uri} already exists; versions are immutable")
+        # The config goes last: a folder with a config is a complete folder.
+        for filename in (WEIGHTS_FILE, CONFIG_FILE):
+            self.fs.put_file(str(Path(source) / filename), f"{remote}/{filename}")
+        return uri
+
+    def local_path(self, uri: str) -> Path:
+        if not uri.startswith(self.url + "/"):
+            raise ValueError("artifact is outside the store")
+        target = self.cache_dir / hashlib.sha256(uri.encode()).hexdigest()[:32]
+        if not (target / CONFIG_FILE).is_file():
+            remote = self._root + uri.removeprefix(self.url)
+            staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self._ensure_cache()))
+            try:
+                for filename in ARTIFACT_FILES:
+                    self.fs.get_file(f"{remote}/{filename}", str(staging / filename))
+                staging.rename(target)
+            except FileExistsError:  # another process cached it first
+                shutil.rmtree(staging, ignore_errors=True)
+            except OSError:
+                shutil.rmtree(staging, ignore_errors=True)
+                if not (target / CONFIG_FILE).is_file():
+                    raise
+        return target
+
+    def _ensure_cache(self) -> Path:
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        return self.cache_dir
+
+    def delete(self, uri: str) -> None:
+        remote = self._root + uri.removeprefix(self.url)
+        if self.fs.exists(remote):
+            self.fs.rm(remote, recursive=True)
+        shutil.rmtree(self.cache_dir / hashlib.sha256(uri.encode()).hexdigest()[:32], ignore_errors=True)
+
+
+def make_store(location: str | None, data_dir: Path) -> ArtifactStore:
+    """``None`` or a path: a local folder (default ``<data_dir>/adapters``); a URL: fsspec."""
+    if location and "://" in location and not location.startswith("file://"):
+        return FsspecArtifactStore(location, data_dir / "cache" / "adapters")
+    root = Path(location.removeprefix("file://")) if location else data_dir / "adapters"
+    return LocalArtifactStore(root)

@@ -12,7 +12,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from adapters.store import LocalArtifactStore
+from adapters.base_model import BaseModelSpec
+from adapters.config import AdapterSettings
+from adapters.store import make_store
+from adapters.validation import EngineLimits
 from gateway import health, metrics_router
 from gateway.admin import keys_router, requests_router
 from gateway.chat import router as chat_router
@@ -29,6 +32,8 @@ from gateway.feedback.service import FeedbackService
 from gateway.generation.service import GenerationService
 from gateway.middleware import RequestIdMiddleware
 from gateway.models import router as models_router
+from gateway.registry import router as registry_router
+from gateway.registry.service import RegistryService
 from gateway.routing import ModelRouter
 from gateway.services import Services
 from gateway.traffic.crud import insert_logs_idempotent
@@ -68,11 +73,14 @@ async def _build_services(
     db = make_engine(settings.resolved_database_url)
     await asyncio.to_thread(create_tables, db)
     model = settings.resolved_base_model
-    store = LocalArtifactStore(settings.data_dir / "adapters")
+    adapter_settings = AdapterSettings()
+    store = make_store(adapter_settings.artifact_store, settings.data_dir)
     engine = engine_factory(model, gateway_settings)
     tokenizer = await asyncio.to_thread(PromptTokenizer, model)
-    router = ModelRouter(base_model_name=served_model_name(settings, gateway_settings), db=db, store=store)
-    await asyncio.to_thread(router.refresh)
+    router = ModelRouter(
+        base_model_name=served_model_name(settings, gateway_settings), db=db, store=store, engine=engine
+    )
+    await router.refresh()
 
     def insert_batch(records: Sequence[dict[str, Any]]) -> None:
         insert_logs_idempotent(engine=db, records=records)
@@ -98,7 +106,7 @@ async def _build_services(
         drain.record(row)  # durable first: the metric must never count a row the log lacks
         metrics.observe(row)
 
-    generation = GenerationService(engine=engine, admission=admission, log=log)
+    generation = GenerationService(engine=engine, admission=admission, tracker=router, log=log)
     return Services(
         settings=settings,
         gateway_settings=gateway_settings,
@@ -114,6 +122,15 @@ async def _build_services(
         completions=CompletionService(generation=generation, router=router, tokenizer=tokenizer),
         feedback=FeedbackService(db=db, drain=drain),
         traffic=TrafficLogService(db=db, drain=drain),
+        registry=RegistryService(
+            db=db,
+            store=store,
+            router=router,
+            base=await asyncio.to_thread(BaseModelSpec.load, model),
+            limits=EngineLimits(gateway_settings.max_lora_rank, adapter_settings.max_adapter_bytes),
+            scratch_dir=settings.data_dir / "scratch",
+            engine_ready=lambda: engine.is_ready,
+        ),
     )
 
 
@@ -123,8 +140,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     services.drain.start()  # replays whatever a previous process left in the spool
     services.router.start_polling(services.gateway_settings.registry_poll_interval_s)
+
     # The engine loads in the background: /health answers at once, /ready once it is loaded.
-    engine_start = asyncio.create_task(services.engine.start(), name="engine-start")
+    async def start_engine() -> None:
+        await services.engine.start()
+        await services.router.on_engine_ready()
+
+    engine_start = asyncio.create_task(start_engine(), name="engine-start")
     try:
         yield
     finally:
@@ -177,6 +199,7 @@ def create_app(
     for module in (
         health,
         metrics_router,
+        registry_router,
         chat_router,
         completions_router,
         models_router,

@@ -84,6 +84,11 @@ ADMIN_ERROR_RESPONSES: dict[int | str, dict] = {
     **ERROR_RESPONSES,
     403: {"model": ErrorResponse, "description": "Admin key required"},
 }
+REGISTRY_ERROR_RESPONSES: dict[int | str, dict] = {
+    **ADMIN_ERROR_RESPONSES,
+    409: {"model": ErrorResponse, "description": "Conflicts with the registry's state"},
+    503: {"model": ErrorResponse, "description": "The engine could not load the version"},
+}
 GENERATION_ERROR_RESPONSES: dict[int | str, dict] = {
     **ERROR_RESPONSES,
     429: {"model": ErrorResponse, "description": "Queue full; retry after Retry-After seconds"},

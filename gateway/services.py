@@ -13,6 +13,7 @@ from gateway.config import GatewaySettings
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
 from gateway.feedback.service import FeedbackService
+from gateway.registry.service import RegistryService
 from gateway.routing import ModelRouter
 from gateway.traffic.drain import LogDrain
 from gateway.traffic.service import TrafficLogService
@@ -36,3 +37,4 @@ class Services:
     completions: CompletionService
     feedback: FeedbackService
     traffic: TrafficLogService
+    registry: RegistryService

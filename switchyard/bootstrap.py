@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from adapters.base_model import BaseModelSpec
 from adapters.config import AdapterSettings
 from adapters.registry import get_adapter, register_version
-from adapters.store import LocalArtifactStore
+from adapters.store import make_store
 from adapters.validation import EngineLimits
 from gateway.config import GatewaySettings
 from switchyard.config import Settings
@@ -33,7 +33,7 @@ def engine_limits(gateway_settings: GatewaySettings, adapter_settings: AdapterSe
 def _register_demo_adapters(settings: Settings, gateway_settings: GatewaySettings) -> tuple[str, ...]:
     base = BaseModelSpec.load(settings.resolved_base_model)
     limits = engine_limits(gateway_settings, AdapterSettings())
-    store = LocalArtifactStore(settings.data_dir / "adapters")
+    store = make_store(AdapterSettings().artifact_store, settings.data_dir)
     db = make_engine(settings.resolved_database_url)
     try:
         with session_scope(db) as session:

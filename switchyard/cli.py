@@ -11,11 +11,13 @@ from typing import Annotated
 import typer
 
 from gateway.config import GatewaySettings
+from switchyard.cli_adapters import app as adapters_app
 from switchyard.config import Settings
 
 app = typer.Typer(help="Switchyard: many LoRA adapters on one vLLM engine.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(adapters_app, name="adapters")
 
 
 def _banner(host: str, port: int, settings: Settings, model_name: str, adapters: tuple[str, ...]) -> str:

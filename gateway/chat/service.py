@@ -123,7 +123,7 @@ class ChatService:
         async def prepare() -> GenerationJob:
             if request.top_logprobs is not None and not request.logprobs:
                 raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
-            target = await self.router.resolve(request.model, principal)
+            target = await self.router.resolve(request.model, principal, user=request.user)
             record.target = target
             prompt = await asyncio.to_thread(self.tokenizer.render_chat, _template_messages(request))
             budget = completion_budget(

@@ -100,7 +100,7 @@ class CompletionService:
         )
 
         async def prepare() -> GenerationJob:
-            target = await self.router.resolve(request.model, principal)
+            target = await self.router.resolve(request.model, principal, user=request.user)
             record.target = target
             prompt = await asyncio.to_thread(self.tokenizer.encode, request.prompt)
             budget = completion_budget(

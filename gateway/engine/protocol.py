@@ -40,5 +40,17 @@ class EngineClient(ABC):
         """Stop a request whose client went away."""
 
     @abstractmethod
+    async def load_adapter(self, lora: LoRARequest) -> None:
+        """Load an adapter and warm it with one request, so no user request pays the load."""
+
+    @abstractmethod
+    async def unload_adapter(self, lora_id: int) -> None:
+        """Drop an adapter from the engine (GPU slot and CPU cache)."""
+
+    @abstractmethod
+    async def pin_adapter(self, lora_id: int) -> None:
+        """Keep an adapter resident in a GPU slot (never evicted by LRU)."""
+
+    @abstractmethod
     async def shutdown(self) -> None:
         """Release the engine (its core runs in a child process)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 from vllm import AsyncEngineArgs, SamplingParams
@@ -16,6 +17,8 @@ from gateway.exceptions import EngineUnavailable, InvalidRequest
 
 logger = logging.getLogger(__name__)
 CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
+# Any valid token id will do: the warm-up request exists to load the adapter's weights.
+WARM_PROMPT = [0, 0]
 
 
 def engine_args(model: str, settings: GatewaySettings) -> AsyncEngineArgs:
@@ -83,9 +86,7 @@ class VLLMEngineClient(EngineClient):
     ) -> AsyncIterator[RequestOutput]:
         from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
-        engine = self._engine
-        if engine is None or engine.errored:
-            raise EngineUnavailable("The model engine is not available; it is starting or has failed.")
+        engine = self._require()
         try:
             async for output in engine.generate(
                 {"prompt_token_ids": prompt_token_ids}, params, request_id, lora_request=lora
@@ -96,6 +97,27 @@ class VLLMEngineClient(EngineClient):
         except (EngineDeadError, EngineGenerateError) as exc:
             logger.error("engine failed on request %s: %s", request_id, exc)
             raise EngineUnavailable("The model engine failed while generating.") from None
+
+    def _require(self):  # type: ignore[no-untyped-def]
+        if self._engine is None or self._engine.errored:
+            raise EngineUnavailable("The model engine is not available; it is starting or has failed.")
+        return self._engine
+
+    async def load_adapter(self, lora: LoRARequest) -> None:
+        from vllm.sampling_params import RequestOutputKind
+
+        engine = self._require()
+        await engine.add_lora(lora)
+        warm = SamplingParams(max_tokens=1, temperature=0.0, output_kind=RequestOutputKind.FINAL_ONLY)
+        request_id = f"warm-{lora.lora_int_id}-{uuid.uuid4().hex[:8]}"
+        async for _ in engine.generate({"prompt_token_ids": WARM_PROMPT}, warm, request_id, lora_request=lora):
+            pass
+
+    async def unload_adapter(self, lora_id: int) -> None:
+        await self._require().remove_lora(lora_id)
+
+    async def pin_adapter(self, lora_id: int) -> None:
+        await self._require().pin_lora(lora_id)
 
     async def abort(self, request_id: str) -> None:
         if self._engine is not None:

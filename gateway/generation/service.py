@@ -46,6 +46,14 @@ class GenerationJob:
         return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
+class InFlightTracker(Protocol):
+    """Counts requests per adapter version (the hot-swap protocol unloads only idle versions)."""
+
+    def enter(self, target: RouteTarget) -> None: ...
+
+    def leave(self, target: RouteTarget) -> None: ...
+
+
 class Formatter(Protocol):
     def final(self, job: GenerationJob, outputs: list[CompletionOutput]) -> Any:
         """The non-stream response body."""
@@ -130,7 +138,7 @@ class GenerationStream:
         if self._closed:
             return
         self._closed = True
-        self._service.admission.release(self.job.params.n)
+        self._service.release(self.job)
         aclose = getattr(self._outputs, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -140,10 +148,21 @@ class GenerationStream:
 
 
 class GenerationService:
-    def __init__(self, *, engine: EngineClient, admission: AdmissionController, log: LogSink) -> None:
+    def __init__(
+        self, *, engine: EngineClient, admission: AdmissionController, tracker: InFlightTracker, log: LogSink
+    ) -> None:
         self.engine = engine
         self.admission = admission
+        self.tracker = tracker
         self.log = log
+
+    def admit(self, job: GenerationJob) -> None:
+        self.admission.acquire(job.params.n)
+        self.tracker.enter(job.target)
+
+    def release(self, job: GenerationJob) -> None:
+        self.admission.release(job.params.n)
+        self.tracker.leave(job.target)
 
     def log_failure(self, record: RequestRecord, exc: BaseException) -> None:
         record.fail(exc)
@@ -174,13 +193,13 @@ class GenerationService:
     async def complete(self, job: GenerationJob, formatter: Formatter) -> Completion:
         record = job.record
         try:
-            self.admission.acquire(job.params.n)
+            self.admit(job)
             try:
                 final: RequestOutput | None = None
                 async for output in self._generate(job):
                     final = output  # FINAL_ONLY: the one output is the whole answer
             finally:
-                self.admission.release(job.params.n)
+                self.release(job)
             assert final is not None
             outputs = sorted(final.outputs, key=lambda o: o.index)
             for output in outputs:
@@ -197,7 +216,7 @@ class GenerationService:
         """Admit the request and wait for its first output, so that refusals (429, 400, 503)
         are real HTTP statuses rather than errors inside a 200 stream."""
         try:
-            self.admission.acquire(job.params.n)
+            self.admit(job)
         except BaseException as exc:
             self.log_failure(job.record, exc)
             raise
@@ -205,7 +224,7 @@ class GenerationService:
         try:
             first = await anext(outputs)
         except BaseException as exc:
-            self.admission.release(job.params.n)
+            self.release(job)
             self.log_failure(job.record, exc)
             raise
         return GenerationStream(self, job, formatter, outputs, first)

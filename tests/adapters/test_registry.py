@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from adapters.base_model import BaseModelSpec
 from adapters.errors import AdapterNotFound, InvalidAdapter
 from adapters.models import Adapter, AdapterVersion, VersionStatus
-from adapters.registry import get_servable, register_version, servable_versions
+from adapters.registry import get_servable, register_version, routing_table
 from adapters.store import LocalArtifactStore
 from adapters.validation import EngineLimits
 from tests.utils.adapters import edit_config, good_adapter
@@ -31,9 +31,10 @@ def test_register_activate_and_resolve(db: Engine, demo_model: Path, base_spec: 
         )
         assert (first.version, second.version) == (1, 2) and first.id != second.id
         assert second.status == VersionStatus.candidate and first.status == VersionStatus.active
-        active = servable_versions(session=session, store=store)
-        assert active["bot"].version == 1 and active["bot"].qualified_name == "bot@1"
-        assert (active["bot"].path / "adapter_model.safetensors").is_file()
+        route = routing_table(session=session, store=store)["bot"]
+        assert route.active is not None and route.canary is None
+        assert route.active.version == 1 and route.active.qualified_name == "bot@1"
+        assert (route.active.path / "adapter_model.safetensors").is_file()
         assert get_servable(session=session, store=store, name="bot", version=2).version_id == second.id
         with pytest.raises(AdapterNotFound):
             get_servable(session=session, store=store, name="bot", version=3)

@@ -48,6 +48,15 @@ class FailingEngine(EngineClient):
     async def abort(self, request_id: str) -> None:
         return None
 
+    async def load_adapter(self, lora) -> None:  # type: ignore[no-untyped-def]
+        raise self.error
+
+    async def unload_adapter(self, lora_id: int) -> None:
+        return None
+
+    async def pin_adapter(self, lora_id: int) -> None:
+        return None
+
     async def shutdown(self) -> None:
         return None
 

@@ -1,0 +1,1 @@
+"""Admin routes for the adapter registry: import, promote, rollback, canary, retire, delete."""

@@ -18,6 +18,7 @@ from adapters.store import make_store
 from adapters.validation import EngineLimits
 from gateway import health, metrics_router
 from gateway.admin import keys_router, requests_router
+from gateway.auth.service import AuthService
 from gateway.chat import router as chat_router
 from gateway.chat.service import ChatService
 from gateway.completions import router as completions_router
@@ -110,7 +111,12 @@ async def _build_services(
     return Services(
         settings=settings,
         gateway_settings=gateway_settings,
-        admin_key=settings.resolve_admin_key(),
+        auth=AuthService(
+            db=db,
+            admin_key=settings.resolve_admin_key(),
+            ttl_s=gateway_settings.auth_cache_ttl_s,
+            stale_s=gateway_settings.auth_cache_stale_s,
+        ),
         db=db,
         store=store,
         engine=engine,

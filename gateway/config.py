@@ -73,6 +73,12 @@ class GatewaySettings(BaseSettings):
     log_retry_max_s: float = Field(default=30.0, gt=0.0, le=3600.0)
     """Longest wait between drain retries while the database is down."""
 
+    auth_cache_ttl_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+    """How long a key lookup is trusted; a revocation by another process takes effect within it."""
+
+    auth_cache_stale_s: float = Field(default=3600.0, ge=0.0, le=86_400.0)
+    """While the database is down, how long a cached key keeps working."""
+
     registry_poll_interval_s: float = Field(default=2.0, gt=0.0, le=300.0)
     """How often the router re-reads the adapter registry (changes made by other processes)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -10,9 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from gateway.auth import crud
-from gateway.auth.models import ADMIN, Principal
-from gateway.exceptions import AuthenticationFailed, PermissionDenied
+from gateway.auth.models import Principal
+from gateway.exceptions import PermissionDenied
 from gateway.services import Services
 from switchyard.db import session_scope
 
@@ -37,24 +35,7 @@ def get_principal(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    if credentials is None or not credentials.credentials:
-        raise AuthenticationFailed(
-            "You didn't provide an API key. Send it in the Authorization header as 'Bearer YOUR_KEY'."
-        )
-    secret = credentials.credentials
-    if hmac.compare_digest(secret.encode(), services.admin_key.encode()):
-        return ADMIN
-    with session_scope(services.db) as session:
-        row = crud.get_active_key(session=session, secret=secret)
-    if row is None:
-        raise AuthenticationFailed("Incorrect API key provided, or the key was revoked.")
-    return Principal(
-        key_id=row.id,
-        name=row.name,
-        tenant=row.tenant,
-        allowed_adapters=tuple(row.allowed_adapters),
-        log_content=row.log_content,
-    )
+    return services.auth.authenticate(credentials.credentials if credentials else None)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.errors import AdapterConflict, AdapterError, AdapterNotFound, InvalidAdapter
@@ -30,6 +31,7 @@ from gateway.exceptions import (
     PermissionDenied,
     QueueFull,
     ResourceNotFound,
+    ServiceUnavailable,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,8 @@ class ErrorKind:
     status: int
     type: str
     code: str
+    message: str | None = None
+    """A fixed message, for exceptions whose own text must not reach clients (it may hold a DSN)."""
 
 
 # Most specific class first: the first isinstance match wins.
@@ -67,6 +71,13 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], ErrorKind], ...] = (
     (AdapterConflict, ErrorKind(409, "invalid_request_error", "conflict")),
     (QueueFull, ErrorKind(429, "rate_limit_error", "queue_full")),
     (EngineUnavailable, ErrorKind(503, "service_unavailable_error", "engine_unavailable")),
+    (ServiceUnavailable, ErrorKind(503, "service_unavailable_error", "service_unavailable")),
+    (
+        DBAPIError,
+        ErrorKind(
+            503, "service_unavailable_error", "database_unavailable", "The database is unavailable; retry shortly."
+        ),
+    ),
 )
 INTERNAL = ErrorKind(500, "server_error", "internal_error")
 
@@ -112,6 +123,8 @@ def error_payload(exc: Exception) -> tuple[int, dict]:
     kind = error_kind(exc)
     if kind is INTERNAL:
         return kind.status, error_body("The server had an error while processing your request.", kind)
+    if kind.message is not None:
+        return kind.status, error_body(kind.message, kind)
     message = getattr(exc, "message", str(exc))
     return kind.status, error_body(message, kind, getattr(exc, "param", None))
 
@@ -164,4 +177,5 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(GatewayError, _domain_handler)
     app.add_exception_handler(AdapterError, _domain_handler)
+    app.add_exception_handler(DBAPIError, _domain_handler)
     app.add_exception_handler(Exception, _last_resort_handler)

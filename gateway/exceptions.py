@@ -44,5 +44,9 @@ class QueueFull(GatewayError):
         self.retry_after_s = retry_after_s
 
 
-class EngineUnavailable(GatewayError):
+class ServiceUnavailable(GatewayError):
+    """A dependency (the engine, the database) cannot serve right now; retrying later may work."""
+
+
+class EngineUnavailable(ServiceUnavailable):
     """The engine is not loaded yet, or failed."""

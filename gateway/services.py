@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from adapters.store import ArtifactStore
+from gateway.auth.service import AuthService
 from gateway.chat.service import ChatService
 from gateway.completions.service import CompletionService
 from gateway.config import GatewaySettings
@@ -25,7 +26,7 @@ from switchyard.config import Settings
 class Services:
     settings: Settings
     gateway_settings: GatewaySettings
-    admin_key: str
+    auth: AuthService
     db: Engine
     store: ArtifactStore
     engine: EngineClient

@@ -25,14 +25,15 @@ class RemoteGateway:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "gateway.log"
+        inherited = {
+            k: v for k, v in os.environ.items() if k not in ("SWITCHYARD_ADMIN_KEY", "SWITCHYARD_DATABASE_URL")
+        }
         full_env = {
-            **os.environ,
+            **inherited,
             "SWITCHYARD_DATA_DIR": str(data_dir),
             "SWITCHYARD_ENVIRONMENT": "development",
             **(env or {}),
         }
-        full_env.pop("SWITCHYARD_ADMIN_KEY", None)
-        full_env.pop("SWITCHYARD_DATABASE_URL", None)
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "switchyard.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],

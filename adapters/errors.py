@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+from switchyard.errors import SwitchyardError
 
-class AdapterError(Exception):
-    """Base class. ``param`` names the offending input field when there is one."""
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.param = param
+class AdapterError(SwitchyardError):
+    """Base class of the registry's errors."""
 
 
 class InvalidAdapter(AdapterError):

@@ -114,27 +114,27 @@ def _leave_routing(adapter: Adapter, target: AdapterVersion) -> None:
         adapter.previous_version_id = None
 
 
-def retire(*, session: Session, name: str, version: int) -> AdapterVersion:
+def _take_out_of_routing(
+    session: Session, name: str, version: int, status: VersionStatus, action: str, **detail: str
+) -> AdapterVersion:
     adapter = require_adapter(session=session, name=name, for_update=True)
     target = require_version(session=session, adapter=adapter, version=version)
     _leave_routing(adapter, target)
-    target.status = VersionStatus.retired
-    record_event(session, adapter, "retire", version)
+    target.status = status
+    record_event(session, adapter, action, version, **detail)
     _commit(session, adapter, target)
     session.refresh(target)
     return target
+
+
+def retire(*, session: Session, name: str, version: int) -> AdapterVersion:
+    """Take a non-active version out of routing; it stays stored and pinnable with ``@``."""
+    return _take_out_of_routing(session, name, version, VersionStatus.retired, "retire")
 
 
 def reject(*, session: Session, name: str, version: int, reason: str) -> AdapterVersion:
     """The evaluation gate's verdict: never routed, never promoted."""
-    adapter = require_adapter(session=session, name=name, for_update=True)
-    target = require_version(session=session, adapter=adapter, version=version)
-    _leave_routing(adapter, target)
-    target.status = VersionStatus.rejected
-    record_event(session, adapter, "reject", version, reason=reason)
-    _commit(session, adapter, target)
-    session.refresh(target)
-    return target
+    return _take_out_of_routing(session, name, version, VersionStatus.rejected, "reject", reason=reason)
 
 
 def delete_version(*, session: Session, store: ArtifactStore, name: str, version: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -149,8 +150,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
     # The engine loads in the background: /health answers at once, /ready once it is loaded.
     async def start_engine() -> None:
+        started = time.perf_counter()
         await services.engine.start()
         await services.router.on_engine_ready()
+        logger.info("Switchyard is ready: engine loaded in %.0f s", time.perf_counter() - started)
 
     engine_start = asyncio.create_task(start_engine(), name="engine-start")
     try:

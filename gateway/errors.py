@@ -20,12 +20,11 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.errors import AdapterConflict, AdapterError, AdapterNotFound, InvalidAdapter
+from adapters.errors import AdapterConflict, AdapterNotFound, InvalidAdapter
 from gateway.exceptions import (
     AuthenticationFailed,
     ContextLengthExceeded,
     EngineUnavailable,
-    GatewayError,
     InvalidRequest,
     ModelNotFound,
     PermissionDenied,
@@ -33,6 +32,7 @@ from gateway.exceptions import (
     ResourceNotFound,
     ServiceUnavailable,
 )
+from switchyard.errors import SwitchyardError
 
 logger = logging.getLogger(__name__)
 MAX_REPORTED_ERRORS = 3
@@ -175,7 +175,6 @@ def _last_resort_handler(request: Request, exc: Exception) -> JSONResponse:
 def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
-    app.add_exception_handler(GatewayError, _domain_handler)
-    app.add_exception_handler(AdapterError, _domain_handler)
+    app.add_exception_handler(SwitchyardError, _domain_handler)
     app.add_exception_handler(DBAPIError, _domain_handler)
     app.add_exception_handler(Exception, _last_resort_handler)

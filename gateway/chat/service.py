@@ -7,7 +7,6 @@ from typing import Any
 
 from vllm.outputs import CompletionOutput
 
-from gateway.auth.models import Principal
 from gateway.chat.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -17,13 +16,10 @@ from gateway.chat.protocol import (
     TokenLogprob,
     TopLogprob,
 )
-from gateway.engine.tokenizer import PromptTokenizer
 from gateway.exceptions import InvalidRequest
+from gateway.generation.endpoint import ChunkFormatter, EndpointService
 from gateway.generation.outputs import finish_reason, sampled_tokens
-from gateway.generation.record import RequestRecord
-from gateway.generation.sampling import completion_budget, sampling_params
-from gateway.generation.service import Completion, GenerationJob, GenerationService, GenerationStream
-from gateway.routing import ModelRouter
+from gateway.generation.service import GenerationJob
 
 
 def _template_messages(request: ChatCompletionRequest) -> list[dict[str, str]]:
@@ -31,18 +27,8 @@ def _template_messages(request: ChatCompletionRequest) -> list[dict[str, str]]:
     return [{"role": "system" if m.role == "developer" else m.role, "content": m.text} for m in request.messages]
 
 
-class ChatFormatter:
-    def _base(self, job: GenerationJob) -> dict[str, Any]:
-        base: dict[str, Any] = {
-            "id": job.request_id,
-            "object": "chat.completion.chunk",
-            "created": job.record.created,
-            "model": job.record.served_model,
-            "system_fingerprint": None,
-        }
-        if job.include_usage:
-            base["usage"] = None
-        return base
+class ChatFormatter(ChunkFormatter):
+    object_type = "chat.completion.chunk"
 
     def _logprobs(self, job: GenerationJob, output: CompletionOutput) -> ChoiceLogprobs | None:
         tokens = sampled_tokens(output, job.params.logprobs or 0)
@@ -96,45 +82,22 @@ class ChatFormatter:
             chunks.append(chunk({}, reason=finish_reason(output)))
         return chunks
 
-    def usage_chunk(self, job: GenerationJob) -> dict[str, Any]:
-        return {**self._base(job), "choices": [], "usage": job.usage.model_dump()}
 
+class ChatService(EndpointService[ChatCompletionRequest]):
+    id_prefix = "chatcmpl"
+    endpoint = "chat.completions"
+    content_field = "messages"
+    formatter = ChatFormatter()
 
-class ChatService:
-    def __init__(self, *, generation: GenerationService, router: ModelRouter, tokenizer: PromptTokenizer) -> None:
-        self.generation = generation
-        self.router = router
-        self.tokenizer = tokenizer
-        self.formatter = ChatFormatter()
+    def check(self, request: ChatCompletionRequest) -> None:
+        if request.top_logprobs is not None and not request.logprobs:
+            raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
 
-    async def create(
-        self, request: ChatCompletionRequest, *, principal: Principal, request_id: str
-    ) -> Completion | GenerationStream:
-        record = RequestRecord(
-            request_id=f"chatcmpl-{request_id}",
-            endpoint="chat.completions",
-            principal=principal,
-            model=request.model,
-            stream=request.stream,
-            content=[m.model_dump(exclude_none=True) for m in request.messages],
-            params=request.model_dump(exclude={"messages", "model", "stream"}, exclude_none=True),
-        )
+    async def prompt_token_ids(self, request: ChatCompletionRequest) -> list[int]:
+        return await asyncio.to_thread(self.tokenizer.render_chat, _template_messages(request))
 
-        async def prepare() -> GenerationJob:
-            if request.top_logprobs is not None and not request.logprobs:
-                raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
-            target = await self.router.resolve(request.model, principal, user=request.user)
-            record.target = target
-            prompt = await asyncio.to_thread(self.tokenizer.render_chat, _template_messages(request))
-            budget = completion_budget(
-                requested=request.max_completion_tokens or request.max_tokens,
-                prompt_tokens=len(prompt),
-                max_model_len=self.generation.engine.max_model_len,
-                prompt_param="messages",
-            )
-            logprobs = (request.top_logprobs or 0) if request.logprobs else None
-            params = sampling_params(request, max_tokens=budget, logprobs=logprobs, stream=request.stream)
-            include_usage = bool(request.stream and request.stream_options and request.stream_options.include_usage)
-            return GenerationJob(record, target, prompt, params, include_usage=include_usage)
+    def max_tokens(self, request: ChatCompletionRequest) -> int | None:
+        return request.max_completion_tokens or request.max_tokens
 
-        return await self.generation.execute(record, prepare, self.formatter, stream=request.stream)
+    def logprobs(self, request: ChatCompletionRequest) -> int | None:
+        return (request.top_logprobs or 0) if request.logprobs else None

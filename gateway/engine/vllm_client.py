@@ -6,6 +6,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from vllm import AsyncEngineArgs, SamplingParams
 from vllm.lora.request import LoRARequest
@@ -14,6 +15,9 @@ from vllm.outputs import RequestOutput
 from gateway.config import GatewaySettings
 from gateway.engine.protocol import EngineClient
 from gateway.exceptions import EngineUnavailable, InvalidRequest
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
 
 logger = logging.getLogger(__name__)
 CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
@@ -54,7 +58,7 @@ class VLLMEngineClient(EngineClient):
     def __init__(self, model: str, settings: GatewaySettings) -> None:
         self._args = engine_args(model, settings)
         self._max_model_len = settings.max_model_len
-        self._engine = None  # vllm.v1.engine.async_llm.AsyncLLM once started
+        self._engine: AsyncLLM | None = None
         self.start_error: str | None = None
 
     async def start(self) -> None:
@@ -98,7 +102,7 @@ class VLLMEngineClient(EngineClient):
             logger.error("engine failed on request %s: %s", request_id, exc)
             raise EngineUnavailable("The model engine failed while generating.") from None
 
-    def _require(self):  # type: ignore[no-untyped-def]
+    def _require(self) -> AsyncLLM:
         if self._engine is None or self._engine.errored:
             raise EngineUnavailable("The model engine is not available; it is starting or has failed.")
         return self._engine

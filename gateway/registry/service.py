@@ -86,21 +86,23 @@ class RegistryService:
     async def show(self, name: str) -> AdapterDetail:
         return await self._detail(name)
 
-    async def import_version(self, name: str, source: AdapterSource, **metadata: Any) -> AdapterVersionPublic:
-        def work(session: Session) -> AdapterVersionPublic:
-            version = import_version(
-                session=session,
-                store=self._store,
-                name=name,
-                source=source,
-                base=self._base,
-                limits=self._limits,
-                scratch_dir=self._scratch,
-                **metadata,
-            )
-            return AdapterVersionPublic.model_validate(version)
+    def _import(
+        self, session: Session, name: str, source: AdapterSource, scratch: Path, **metadata: Any
+    ) -> AdapterVersionPublic:
+        version = import_version(
+            session=session,
+            store=self._store,
+            name=name,
+            source=source,
+            base=self._base,
+            limits=self._limits,
+            scratch_dir=scratch,
+            **metadata,
+        )
+        return AdapterVersionPublic.model_validate(version)
 
-        return await self._in_session(work)
+    async def import_version(self, name: str, source: AdapterSource, **metadata: Any) -> AdapterVersionPublic:
+        return await self._in_session(lambda s: self._import(s, name, source, self._scratch, **metadata))
 
     async def import_upload(self, name: str, filename: str, upload: BinaryIO, **metadata: Any) -> AdapterVersionPublic:
         """Register an uploaded ``.tar.gz``/``.zip``; the archive never leaves the scratch folder."""
@@ -119,17 +121,7 @@ class RegistryService:
                             )
                         out.write(block)
                 source = ArchiveSource(archive, max_bytes=self._limits.max_adapter_bytes, label=Path(filename).name)
-                version = import_version(
-                    session=session,
-                    store=self._store,
-                    name=name,
-                    source=source,
-                    base=self._base,
-                    limits=self._limits,
-                    scratch_dir=Path(tmp),
-                    **metadata,
-                )
-                return AdapterVersionPublic.model_validate(version)
+                return self._import(session, name, source, Path(tmp), **metadata)
 
         return await self._in_session(work)
 

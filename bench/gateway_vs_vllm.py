@@ -8,7 +8,7 @@ with its ratio to the `vllm serve` baseline measured in the same run.
 
     .venv/bin/python bench/gateway_vs_vllm.py [--requests 96] [--concurrency 8] [--max-tokens 64] [--rounds 3]
 
-Writes bench/results/gateway_vs_vllm.{md,json,png}.
+Writes bench/results/gateway_vs_vllm_<tag>.{md,json,png} (or under $BENCH_RESULTS).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from tests.utils.server import free_port  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 ENGINE = {"max_model_len": 1024, "max_loras": 2, "max_cpu_loras": 4, "max_lora_rank": 16, "max_num_seqs": 32}
 MODELS = ("demo-base", "support-bot", "yard-json")
+GPU_SHARE = "0.35"
 PROMPTS = ["Where is car 4412?", "Is track three open?", "When does the grain train leave tonight?"]
 
 
@@ -115,7 +116,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     lines = [
         "# Gateway overhead: Switchyard vs `vllm serve`",
         "",
-        f"Tiny demo Llama on CPU, {args.requests} streaming requests per round at concurrency {args.concurrency}, "
+        f"Tiny demo Llama ({args.tag}), {args.requests} streaming requests per round "
+        f"at concurrency {args.concurrency}, "
         f"{args.max_tokens} max tokens, greedy; base, `support-bot` and `yard-json` round-robin; "
         f"{args.rounds} alternating rounds; medians over rounds. Same engine limits for both "
         f"(`max_loras=2`, `max_cpu_loras=4`, `max_lora_rank=16`).",
@@ -133,7 +135,11 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
 
 
 def plot(results: dict[str, list[dict[str, float]]], path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # the GPU machine has no matplotlib; the table and JSON still get written
+        print("matplotlib is not installed: no plot")
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -164,6 +170,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tag", default="cpu", help="names the result files: gateway_vs_vllm_<tag>.*")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sy-bench-"))
@@ -174,6 +181,9 @@ def main() -> None:
     demo = settings.demo_model_dir.resolve()
     adapters = {name: (work / "adapters" / name / "v1").resolve() for name in MODELS[1:]}
 
+    import torch
+
+    on_gpu = torch.cuda.is_available()
     vllm_port, gateway_port = free_port(), free_port()
     vllm_cmd = [
         sys.executable,
@@ -200,12 +210,17 @@ def main() -> None:
         str(ENGINE["max_model_len"]),
         "--max-num-seqs",
         str(ENGINE["max_num_seqs"]),
-        "--kv-cache-memory-bytes",
-        str(1 << 30),
         "--disable-uvicorn-access-log",
+        # Both engines share the machine: on CPU a fixed KV cache each, on a GPU a share of its memory.
+        *(["--gpu-memory-utilization", GPU_SHARE] if on_gpu else ["--kv-cache-memory-bytes", str(1 << 30)]),
     ]
     gateway_cmd = [sys.executable, "-m", "switchyard.cli", "serve", "--port", str(gateway_port)]
-    env = {**os.environ, "SWITCHYARD_DATA_DIR": str(work), "SWITCHYARD_MAX_QUEUED_REQUESTS": "1024"}
+    env = {
+        **os.environ,
+        "SWITCHYARD_DATA_DIR": str(work),
+        "SWITCHYARD_MAX_QUEUED_REQUESTS": "4096",
+        "SWITCHYARD_GPU_MEMORY_UTILIZATION": GPU_SHARE,
+    }
     processes = {
         "vllm serve": start(vllm_cmd, env, work / "vllm.log"),
         "switchyard": start(gateway_cmd, env, work / "gateway.log"),
@@ -247,11 +262,13 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
     text = report(results, args)
-    (RESULTS / "gateway_vs_vllm.md").write_text(text)
-    (RESULTS / "gateway_vs_vllm.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
-    plot(results, RESULTS / "gateway_vs_vllm.png")
+    out = Path(os.environ.get("BENCH_RESULTS", RESULTS))
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"gateway_vs_vllm_{args.tag}"
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    plot(results, out / f"{stem}.png")
     print(text)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from adapters.models import (
 )
 from adapters.store import ArtifactStore
 from adapters.validation import EngineLimits, validate_adapter_dir, validate_name
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -197,18 +200,15 @@ def _servable(adapter: Adapter, version: AdapterVersion, store: ArtifactStore) -
     )
 
 
-def routing_table(*, session: Session, store: ArtifactStore) -> dict[str, AliasRoute]:
-    """Every alias with an active version or a canary, keyed by name."""
+def routing_table(*, session: Session, store: ArtifactStore, base_fingerprint: str) -> dict[str, AliasRoute]:
+    """Every alias with an active version or a canary, keyed by name. Versions built for another
+    base model (the served base was changed since) are left out: they would load, and be wrong."""
     adapters = session.exec(select(Adapter)).all()
     wanted = {i for a in adapters for i in (a.active_version_id, a.canary_version_id) if i is not None}
-    versions = (
-        {
-            v.id: v
-            for v in session.exec(select(AdapterVersion).where(AdapterVersion.id.in_(wanted)))  # type: ignore[union-attr]
-        }
-        if wanted
-        else {}
-    )
+    rows = session.exec(select(AdapterVersion).where(AdapterVersion.id.in_(wanted))).all() if wanted else []  # type: ignore[union-attr]
+    versions = {v.id: v for v in rows if v.base_fingerprint == base_fingerprint}
+    for stale in (v for v in rows if v.base_fingerprint != base_fingerprint):
+        logger.warning("version id %s was built for another base model; it is not routed", stale.id)
     table: dict[str, AliasRoute] = {}
     for adapter in adapters:
         active = versions.get(adapter.active_version_id)
@@ -224,13 +224,16 @@ def routing_table(*, session: Session, store: ArtifactStore) -> dict[str, AliasR
     return table
 
 
-def get_servable(*, session: Session, store: ArtifactStore, name: str, version: int) -> ServableVersion:
-    """A pinned version (``name@version``) that has not been rejected."""
+def get_servable(
+    *, session: Session, store: ArtifactStore, name: str, version: int, base_fingerprint: str
+) -> ServableVersion:
+    """A pinned version (``name@version``), not rejected and built for the served base."""
     row = session.exec(
         select(Adapter, AdapterVersion)
         .join(AdapterVersion, AdapterVersion.adapter_id == Adapter.id)
         .where(Adapter.name == name, AdapterVersion.version == version)
         .where(AdapterVersion.status != VersionStatus.rejected)
+        .where(AdapterVersion.base_fingerprint == base_fingerprint)
     ).first()
     if row is None:
         raise AdapterNotFound(f"adapter {name}@{version} does not exist", param="model")

@@ -79,8 +79,13 @@ async def _build_services(
     store = make_store(adapter_settings.artifact_store, settings.data_dir)
     engine = engine_factory(model, gateway_settings)
     tokenizer = await asyncio.to_thread(PromptTokenizer, model)
+    base = await asyncio.to_thread(BaseModelSpec.load, model)
     router = ModelRouter(
-        base_model_name=served_model_name(settings, gateway_settings), db=db, store=store, engine=engine
+        base_model_name=served_model_name(settings, gateway_settings),
+        base_fingerprint=base.fingerprint,
+        db=db,
+        store=store,
+        engine=engine,
     )
     await router.refresh()
 
@@ -133,7 +138,7 @@ async def _build_services(
             db=db,
             store=store,
             router=router,
-            base=await asyncio.to_thread(BaseModelSpec.load, model),
+            base=base,
             limits=EngineLimits(gateway_settings.max_lora_rank, adapter_settings.max_adapter_bytes),
             scratch_dir=settings.data_dir / "scratch",
             engine_ready=lambda: engine.is_ready,

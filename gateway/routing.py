@@ -68,8 +68,11 @@ def canary_draw(alias: str, user: str | None) -> float:
 
 
 class ModelRouter:
-    def __init__(self, *, base_model_name: str, db: Engine, store: ArtifactStore, engine: EngineClient) -> None:
+    def __init__(
+        self, *, base_model_name: str, base_fingerprint: str, db: Engine, store: ArtifactStore, engine: EngineClient
+    ) -> None:
         self.base_model_name = base_model_name
+        self.base_fingerprint = base_fingerprint
         self._db = db
         self._store = store
         self._engine = engine
@@ -90,7 +93,7 @@ class ModelRouter:
             generation = registry_generation(session=session)
             if generation == known_generation:
                 return generation, None
-            return generation, routing_table(session=session, store=self._store)
+            return generation, routing_table(session=session, store=self._store, base_fingerprint=self.base_fingerprint)
 
     async def refresh(self) -> bool:
         """Pick up registry changes (from any process); return True if the table changed."""
@@ -178,7 +181,9 @@ class ModelRouter:
 
     def _version_from_registry(self, name: str, version: int) -> ServableVersion:
         with session_scope(self._db) as session:
-            return get_servable(session=session, store=self._store, name=name, version=version)
+            return get_servable(
+                session=session, store=self._store, name=name, version=version, base_fingerprint=self.base_fingerprint
+            )
 
     def models_for(self, principal: Principal) -> list[ModelCard]:
         base = self.base_model_name

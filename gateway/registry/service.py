@@ -61,7 +61,9 @@ class RegistryService:
         if not self._engine_ready():
             return  # the engine loads it on first use once it is up
         servable = await self._in_session(
-            lambda s: get_servable(session=s, store=self._store, name=name, version=version)
+            lambda s: get_servable(
+                session=s, store=self._store, name=name, version=version, base_fingerprint=self._base.fingerprint
+            )
         )
         try:
             await self._router.preload(servable)

@@ -52,19 +52,24 @@ def test_promote_and_rollback(db: Engine, three_versions: LocalArtifactStore) ->
         assert view.active_version == 2 and [v.version for v in view.versions] == [1, 2, 3]
 
 
-def test_canary_split_and_promotion_of_the_canary(db: Engine, three_versions: LocalArtifactStore) -> None:
+def test_canary_split_and_promotion_of_the_canary(
+    db: Engine, three_versions: LocalArtifactStore, base_spec: BaseModelSpec
+) -> None:
     with Session(db) as session:
         lifecycle.set_canary(session=session, name="bot", version=3, weight=0.1)
-        route = routing_table(session=session, store=three_versions)["bot"]
+        route = routing_table(session=session, store=three_versions, base_fingerprint=base_spec.fingerprint)["bot"]
         assert route.active.version == 1 and route.canary.version == 3 and route.canary_weight == 0.1
         lifecycle.set_canary(session=session, name="bot", version=2, weight=0.2)  # replaces the canary
         assert statuses(session) == {1: "active", 2: "canary", 3: "candidate"}
         lifecycle.promote(session=session, name="bot", version=2)
-        route = routing_table(session=session, store=three_versions)["bot"]
+        route = routing_table(session=session, store=three_versions, base_fingerprint=base_spec.fingerprint)["bot"]
         assert route.active.version == 2 and route.canary is None
         lifecycle.set_canary(session=session, name="bot", version=3, weight=0.5)
         lifecycle.set_canary(session=session, name="bot", version=3, weight=0.0)
-        assert routing_table(session=session, store=three_versions)["bot"].canary is None
+        assert (
+            routing_table(session=session, store=three_versions, base_fingerprint=base_spec.fingerprint)["bot"].canary
+            is None
+        )
         assert statuses(session)[3] == "candidate"
 
 

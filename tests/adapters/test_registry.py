@@ -31,13 +31,22 @@ def test_register_activate_and_resolve(db: Engine, demo_model: Path, base_spec: 
         )
         assert (first.version, second.version) == (1, 2) and first.id != second.id
         assert second.status == VersionStatus.candidate and first.status == VersionStatus.active
-        route = routing_table(session=session, store=store)["bot"]
+        route = routing_table(session=session, store=store, base_fingerprint=base_spec.fingerprint)["bot"]
         assert route.active is not None and route.canary is None
         assert route.active.version == 1 and route.active.qualified_name == "bot@1"
         assert (route.active.path / "adapter_model.safetensors").is_file()
-        assert get_servable(session=session, store=store, name="bot", version=2).version_id == second.id
+        assert (
+            get_servable(
+                session=session, store=store, name="bot", version=2, base_fingerprint=base_spec.fingerprint
+            ).version_id
+            == second.id
+        )
         with pytest.raises(AdapterNotFound):
-            get_servable(session=session, store=store, name="bot", version=3)
+            get_servable(session=session, store=store, name="bot", version=3, base_fingerprint=base_spec.fingerprint)
+        # After the served base changes, versions built for the old one are neither routed nor pinnable.
+        assert routing_table(session=session, store=store, base_fingerprint="another-base") == {}
+        with pytest.raises(AdapterNotFound):
+            get_servable(session=session, store=store, name="bot", version=1, base_fingerprint="another-base")
 
 
 def test_invalid_adapter_changes_nothing(

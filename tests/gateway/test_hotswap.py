@@ -144,6 +144,9 @@ def test_many_adapters_on_few_slots_all_answer(
         name = f"bulk-{i:03d}"
         import_folder(admin_http, name, weight_sets[i % 10])
         promote(admin_http, name, 1)
+    # One hot adapter pinned to a slot: the other 99 share the one slot left, and still all answer.
+    pinned = admin_http.post("/admin/adapters/bulk-000/pin", json={"pinned": True})
+    assert pinned.status_code == 200 and pinned.json()["pinned"] is True
     reference = {i: greedy(admin_client, f"bulk-{i:03d}", max_tokens=8) for i in range(10)}
     assert len(set(reference.values())) > 1
     for i in reversed(range(100)):  # reverse order: every answer needs an eviction and a reload

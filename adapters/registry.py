@@ -24,6 +24,7 @@ from adapters.models import (
     VersionStatus,
     utcnow,
 )
+from adapters.notify import announce_change
 from adapters.store import ArtifactStore
 from adapters.validation import EngineLimits, validate_adapter_dir, validate_name
 
@@ -64,6 +65,7 @@ def bump_generation(session: Session) -> None:
     result = session.exec(update(RegistryState).values(generation=RegistryState.generation + 1))  # type: ignore[call-overload]
     if result.rowcount == 0:
         session.add(RegistryState(id=1, generation=1))
+    announce_change(session)
 
 
 def registry_generation(*, session: Session) -> int:

@@ -151,7 +151,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = await _build_services(app.state.settings, app.state.gateway_settings, app.state.engine_factory)
     app.state.services = services
     services.drain.start()  # replays whatever a previous process left in the spool
-    services.router.start_polling(services.gateway_settings.registry_poll_interval_s)
+    services.router.start_watching(services.gateway_settings.registry_poll_interval_s)
 
     # The engine loads in the background: /health answers at once, /ready once it is loaded.
     async def start_engine() -> None:

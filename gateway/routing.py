@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from vllm.lora.request import LoRARequest
 
 from adapters.errors import AdapterNotFound
+from adapters.notify import listen_for_changes
 from adapters.registry import AliasRoute, ServableVersion, get_servable, registry_generation, routing_table
 from adapters.store import ArtifactStore
 from gateway.auth.models import Principal
@@ -84,7 +85,7 @@ class ModelRouter:
         self._unload_when_idle: set[int] = set()
         self._lock = asyncio.Lock()
         self._created = int(time.time())
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- reading the registry -------------------------------------------------------------
 
@@ -238,10 +239,14 @@ class ModelRouter:
             except Exception as exc:  # keep serving the last table while the database is away
                 logger.warning("registry refresh failed: %s", exc)
 
-    def start_polling(self, interval_s: float) -> None:
-        self._task = asyncio.create_task(self._poll(interval_s), name="registry-poll")
+    def start_watching(self, interval_s: float) -> None:
+        """Poll the registry generation; on PostgreSQL also refresh on every NOTIFY."""
+        self._tasks.append(asyncio.create_task(self._poll(interval_s), name="registry-poll"))
+        if self._db.dialect.name == "postgresql":
+            listener = listen_for_changes(self._db.url, self.refresh)
+            self._tasks.append(asyncio.create_task(listener, name="registry-listen"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,1 @@
+"""Continual tuning: curated traffic becomes dataset snapshots, which train new adapter versions."""

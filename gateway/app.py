@@ -16,7 +16,6 @@ from fastapi.routing import APIRoute
 from adapters.base_model import BaseModelSpec
 from adapters.config import AdapterSettings
 from adapters.store import make_store
-from adapters.validation import EngineLimits
 from gateway import health, metrics_router
 from gateway.admin import keys_router, requests_router
 from gateway.auth.service import AuthService
@@ -139,7 +138,7 @@ async def _build_services(
             store=store,
             router=router,
             base=base,
-            limits=EngineLimits(gateway_settings.max_lora_rank, adapter_settings.max_adapter_bytes),
+            limits=gateway_settings.adapter_limits(adapter_settings),
             scratch_dir=settings.data_dir / "scratch",
             engine_ready=lambda: engine.is_ready,
         ),

@@ -7,6 +7,9 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters.config import AdapterSettings
+from adapters.validation import EngineLimits
+
 # vLLM's LoRA kernels are compiled for these ranks only.
 SUPPORTED_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -81,6 +84,10 @@ class GatewaySettings(BaseSettings):
 
     registry_poll_interval_s: float = Field(default=2.0, gt=0.0, le=300.0)
     """How often the router re-reads the adapter registry (changes made by other processes)."""
+
+    def adapter_limits(self, adapter_settings: AdapterSettings) -> EngineLimits:
+        """What an adapter must fit to be registered for this engine."""
+        return EngineLimits(max_lora_rank=self.max_lora_rank, max_adapter_bytes=adapter_settings.max_adapter_bytes)
 
     @field_validator("max_lora_rank")
     @classmethod

@@ -9,7 +9,6 @@ from adapters.base_model import BaseModelSpec
 from adapters.config import AdapterSettings
 from adapters.registry import get_adapter, register_version
 from adapters.store import make_store
-from adapters.validation import EngineLimits
 from gateway.config import GatewaySettings
 from switchyard.config import Settings
 from switchyard.db import create_tables, make_engine, session_scope
@@ -24,15 +23,9 @@ class Prepared:
     demo_adapters: tuple[str, ...]
 
 
-def engine_limits(gateway_settings: GatewaySettings, adapter_settings: AdapterSettings) -> EngineLimits:
-    return EngineLimits(
-        max_lora_rank=gateway_settings.max_lora_rank, max_adapter_bytes=adapter_settings.max_adapter_bytes
-    )
-
-
 def _register_demo_adapters(settings: Settings, gateway_settings: GatewaySettings) -> tuple[str, ...]:
     base = BaseModelSpec.load(settings.resolved_base_model)
-    limits = engine_limits(gateway_settings, AdapterSettings())
+    limits = gateway_settings.adapter_limits(AdapterSettings())
     store = make_store(AdapterSettings().artifact_store, settings.data_dir)
     db = make_engine(settings.resolved_database_url)
     try:

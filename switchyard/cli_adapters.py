@@ -92,12 +92,11 @@ def import_(
     from adapters.importer import import_version
     from adapters.models import AdapterVersionPublic
     from adapters.sources import source_from_uri
-    from adapters.validation import EngineLimits
     from gateway.config import GatewaySettings
     from switchyard.config import Settings
 
     settings = Settings()
-    limits = EngineLimits(GatewaySettings().max_lora_rank, AdapterSettings().max_adapter_bytes)
+    limits = GatewaySettings().adapter_limits(AdapterSettings())
     base = BaseModelSpec.load(settings.resolved_base_model)
     version = _run(
         lambda s: AdapterVersionPublic.model_validate(

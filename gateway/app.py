@@ -105,6 +105,7 @@ async def _build_services(
             drain_failures=lambda: drain.failures,
             sequences_in_flight=lambda: admission.in_flight,
             spool_alert_bytes=MonitoringSettings().spool_alert_bytes,
+            rows_dropped=lambda: drain.dropped,
         )
     )
 

@@ -28,6 +28,7 @@ class GaugeSources:
     drain_failures: Callable[[], int]
     sequences_in_flight: Callable[[], int]
     spool_alert_bytes: int
+    rows_dropped: Callable[[], int] = lambda: 0
 
 
 def _gauge(read: Callable[[], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
@@ -73,6 +74,11 @@ class GatewayMetrics:
             "switchyard_log_drain_consecutive_failures",
             callbacks=[_gauge(gauges.drain_failures)],
             description="Failed database writes in a row (0 when the database is healthy)",
+        )
+        meter.create_observable_gauge(
+            "switchyard_log_rows_dropped",
+            callbacks=[_gauge(gauges.rows_dropped)],
+            description="Traffic-log rows lost since start: the spool failed and the memory buffer was full",
         )
         meter.create_observable_gauge(
             "switchyard_sequences_in_flight",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ class LogDrain:
         batch_size: int,
         interval_s: float,
         retry_max_s: float,
+        max_unspooled: int = 10_000,
     ) -> None:
         self.spool = spool
         self._insert_batch = insert_batch
@@ -37,16 +39,43 @@ class LogDrain:
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
         self.last_error: str | None = None
+        # Records the spool could not take (a full or broken disk) wait here for the database,
+        # so a logging fault never fails the user's request; only overflowing this drops rows.
+        self._unspooled: deque[dict[str, Any]] = deque()
+        self.max_unspooled = max_unspooled
+        self.spool_errors = 0
+        self.dropped = 0
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.spool.backlog_bytes or self._unspooled)
 
     def record(self, record: dict[str, Any]) -> None:
-        """Durably spool one record (a single append) and nudge the drain."""
-        self.spool.append(record)
-        if self.spool.backlog_bytes and not self._wake.is_set():
+        """Durably spool one record (a single append) and nudge the drain. Never raises."""
+        try:
+            self.spool.append(record)
+        except OSError as exc:
+            self.spool_errors += 1
+            if len(self._unspooled) >= self.max_unspooled:
+                self.dropped += 1
+                logger.critical(
+                    "traffic-log row %s DROPPED: spool failed (%s) and memory buffer is full", record.get("id"), exc
+                )
+            else:
+                self._unspooled.append(record)
+                logger.error("traffic-log spool append failed (%s); row %s held in memory", exc, record.get("id"))
+        if not self._wake.is_set():
             self._wake.set()
 
     async def drain_once(self) -> int:
         """Move one batch; return how many records it held. Raises if the database refuses."""
         async with self._lock:
+            if self._unspooled:
+                held = list(self._unspooled)[: self.batch_size]
+                await asyncio.to_thread(self._insert_batch, held)
+                for _ in held:
+                    self._unspooled.popleft()
+                return len(held)
             records, end = self.spool.read_batch(self.batch_size)
             if records:
                 await asyncio.to_thread(self._insert_batch, records)
@@ -55,8 +84,8 @@ class LogDrain:
             return len(records)
 
     async def flush(self) -> None:
-        """Drain until the spool is empty (feedback lookups and graceful shutdown use this)."""
-        while self.spool.backlog_bytes:
+        """Drain until nothing is pending (feedback lookups and graceful shutdown use this)."""
+        while self.pending:
             await self.drain_once()
 
     async def _run(self) -> None:

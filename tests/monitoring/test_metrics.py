@@ -12,6 +12,7 @@ def make(backlog: list[int]) -> GatewayMetrics:
             drain_failures=lambda: 2,
             sequences_in_flight=lambda: 5,
             spool_alert_bytes=100,
+            rows_dropped=lambda: 7,
         )
     )
 
@@ -48,6 +49,7 @@ def test_gauges_follow_their_sources_and_the_alert_threshold() -> None:
     text = metrics.render().decode()
     assert "switchyard_log_spool_backlog_bytes 10.0" in text and "switchyard_log_spool_alert 0.0" in text
     assert "switchyard_log_drain_consecutive_failures 2.0" in text and "switchyard_sequences_in_flight 5.0" in text
+    assert "switchyard_log_rows_dropped 7.0" in text
     backlog[0] = 101
     assert "switchyard_log_spool_alert 1.0" in metrics.render().decode()
     other = make([0])  # a second app in the same process has its own registry

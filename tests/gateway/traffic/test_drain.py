@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,4 +95,20 @@ async def test_database_down_spools_then_recovers(tmp_path: Path, db: Engine) ->
             break
         await asyncio.sleep(0.05)
     assert count(db) == 20 and drain.failures == 0
+    await drain.stop()
+
+
+async def test_a_failing_spool_never_fails_the_caller_and_loses_nothing(tmp_path: Path, db: Engine) -> None:
+    drain = make_drain(tmp_path, db)
+    drain.max_unspooled = 3
+    drain.record(row(0))
+    drain.spool.close()  # the disk goes bad: every further append raises OSError
+    for i in range(1, 6):
+        drain.record(row(i))  # must not raise
+    assert drain.spool_errors == 5 and drain.dropped == 2
+    drain.spool._fd = os.open(drain.spool.path, os.O_WRONLY | os.O_APPEND)  # reopen for the flush
+    await drain.flush()
+    with Session(db) as session:
+        stored = {r.id for r in session.exec(select(RequestLog))}
+    assert stored == {"chatcmpl-0", "chatcmpl-1", "chatcmpl-2", "chatcmpl-3"}
     await drain.stop()

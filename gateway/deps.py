@@ -17,31 +17,33 @@ from switchyard.db import session_scope
 bearer = HTTPBearer(auto_error=False, description="An API key, or the admin key")
 
 
-def get_services(request: Request) -> Services:
+# Dependencies without I/O are async on purpose: FastAPI runs sync ones in its thread pool,
+# and a thread hop per dependency per request is pure overhead.
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 
 
-def get_principal(
+async def get_principal(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    return services.auth.authenticate(credentials.credentials if credentials else None)
+    return await services.auth.authenticate(credentials.credentials if credentials else None)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
         raise PermissionDenied("This route needs the admin key.")
     return principal

@@ -9,6 +9,7 @@ process takes effect within ``ttl_s``.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -53,8 +54,24 @@ class AuthService:
             log_content=row.log_content,
         )
 
-    def authenticate(self, secret: str | None) -> Principal:
-        """Blocking (it may query the database): FastAPI runs it in its thread pool."""
+    async def authenticate(self, secret: str | None) -> Principal:
+        """The admin key and fresh cache hits are answered on the event loop; only a lookup
+        that needs the database goes to a worker thread."""
+        if secret and not hmac.compare_digest(secret.encode(), self._admin_key):
+            entry = self._cache.get(crud.hash_key(secret))
+            if entry is not None and time.monotonic() - entry.checked_at <= self._ttl_s:
+                return self._verdict(entry)
+            return await asyncio.to_thread(self.authenticate_blocking, secret)
+        return self.authenticate_blocking(secret)
+
+    @staticmethod
+    def _verdict(entry: _Entry) -> Principal:
+        if entry.principal is None:
+            raise AuthenticationFailed("Incorrect API key provided, or the key was revoked.")
+        return entry.principal
+
+    def authenticate_blocking(self, secret: str | None) -> Principal:
+        """The full check; it may query the database, so it runs off the event loop."""
         if not secret:
             raise AuthenticationFailed(
                 "You didn't provide an API key. Send it in the Authorization header as 'Bearer YOUR_KEY'."
@@ -76,9 +93,7 @@ class AuthService:
                 if len(self._cache) >= self._max_entries:
                     self._cache.clear()
                 self._cache[key_hash] = entry
-        if entry.principal is None:
-            raise AuthenticationFailed("Incorrect API key provided, or the key was revoked.")
-        return entry.principal
+        return self._verdict(entry)
 
     def forget(self, key_id: int) -> None:
         """Drop a revoked key from the cache at once."""

@@ -14,7 +14,7 @@ from gateway.generation.http import GenerationStreamResponse, to_response
 router = APIRouter(tags=["openai"])
 
 
-def get_chat_service(services: ServicesDep) -> ChatService:
+async def get_chat_service(services: ServicesDep) -> ChatService:
     return services.chat
 
 

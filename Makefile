@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: serve test lint openapi clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[cpu,dev]'

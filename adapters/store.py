@@ -78,7 +78,7 @@ class FsspecArtifactStore(ArtifactStore):
 
     def put(self, source: Path, *, name: str, version: int) -> str:
         uri = f"{self.url}/{name}/v{version}"
-        remote = f"{self._root}/{name}/v{version}"
+        remote = self._remote(uri)
         if self.fs.exists(remote):
             raise FileExistsError(f"{uri} already exists; versions are immutable")
         # The config goes last: a folder with a config is a complete folder.
@@ -89,31 +89,33 @@ class FsspecArtifactStore(ArtifactStore):
     def local_path(self, uri: str) -> Path:
         if not uri.startswith(self.url + "/"):
             raise ValueError("artifact is outside the store")
-        target = self.cache_dir / hashlib.sha256(uri.encode()).hexdigest()[:32]
-        if not (target / CONFIG_FILE).is_file():
-            remote = self._root + uri.removeprefix(self.url)
-            staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self._ensure_cache()))
-            try:
-                for filename in ARTIFACT_FILES:
-                    self.fs.get_file(f"{remote}/{filename}", str(staging / filename))
-                staging.rename(target)
-            except FileExistsError:  # another process cached it first
-                shutil.rmtree(staging, ignore_errors=True)
-            except OSError:
-                shutil.rmtree(staging, ignore_errors=True)
-                if not (target / CONFIG_FILE).is_file():
-                    raise
+        target = self._cached(uri)
+        if (target / CONFIG_FILE).is_file():
+            return target
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=self.cache_dir))
+        try:
+            for filename in ARTIFACT_FILES:
+                self.fs.get_file(f"{self._remote(uri)}/{filename}", str(staging / filename))
+            staging.rename(target)
+        except OSError:
+            # Losing the race to another process that cached the same version is fine.
+            if not (target / CONFIG_FILE).is_file():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return target
 
-    def _ensure_cache(self) -> Path:
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        return self.cache_dir
+    def _remote(self, uri: str) -> str:
+        return self._root + uri.removeprefix(self.url)
+
+    def _cached(self, uri: str) -> Path:
+        return self.cache_dir / hashlib.sha256(uri.encode()).hexdigest()[:32]
 
     def delete(self, uri: str) -> None:
-        remote = self._root + uri.removeprefix(self.url)
-        if self.fs.exists(remote):
-            self.fs.rm(remote, recursive=True)
-        shutil.rmtree(self.cache_dir / hashlib.sha256(uri.encode()).hexdigest()[:32], ignore_errors=True)
+        if self.fs.exists(self._remote(uri)):
+            self.fs.rm(self._remote(uri), recursive=True)
+        shutil.rmtree(self._cached(uri), ignore_errors=True)
 
 
 def make_store(location: str | None, data_dir: Path) -> ArtifactStore:

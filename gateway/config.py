@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -95,8 +93,3 @@ class GatewaySettings(BaseSettings):
         if value not in SUPPORTED_MAX_LORA_RANKS:
             raise ValueError(f"max_lora_rank must be one of {SUPPORTED_MAX_LORA_RANKS}")
         return value
-
-
-@lru_cache
-def get_gateway_settings() -> GatewaySettings:
-    return GatewaySettings()

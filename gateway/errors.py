@@ -131,8 +131,10 @@ def error_payload(exc: Exception) -> tuple[int, dict]:
 
 def _domain_handler(_request: Request, exc: Exception) -> JSONResponse:
     status, body = error_payload(exc)
-    headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, QueueFull) else None
-    if status == 401:
+    headers = None
+    if isinstance(exc, QueueFull):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    elif isinstance(exc, AuthenticationFailed):
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, headers=headers)
 

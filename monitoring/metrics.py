@@ -60,31 +60,31 @@ class GatewayMetrics:
         self._ttft = meter.create_histogram(
             "switchyard_time_to_first_token_seconds", unit="s", description="Time to first token"
         )
-        meter.create_observable_gauge(
-            "switchyard_log_spool_backlog_bytes",
-            callbacks=[_gauge(gauges.spool_backlog_bytes)],
-            description="Traffic-log bytes spooled but not yet in the database",
-        )
-        meter.create_observable_gauge(
-            "switchyard_log_spool_alert",
-            callbacks=[_gauge(lambda: int(gauges.spool_backlog_bytes() > gauges.spool_alert_bytes))],
-            description="1 while the traffic-log backlog is over its alert threshold",
-        )
-        meter.create_observable_gauge(
-            "switchyard_log_drain_consecutive_failures",
-            callbacks=[_gauge(gauges.drain_failures)],
-            description="Failed database writes in a row (0 when the database is healthy)",
-        )
-        meter.create_observable_gauge(
-            "switchyard_log_rows_dropped",
-            callbacks=[_gauge(gauges.rows_dropped)],
-            description="Traffic-log rows lost since start: the spool failed and the memory buffer was full",
-        )
-        meter.create_observable_gauge(
-            "switchyard_sequences_in_flight",
-            callbacks=[_gauge(gauges.sequences_in_flight)],
-            description="Sequences admitted to the engine",
-        )
+        alert = gauges.spool_alert_bytes
+        for name, read, description in (
+            (
+                "switchyard_log_spool_backlog_bytes",
+                gauges.spool_backlog_bytes,
+                "Traffic-log bytes spooled but not yet in the database",
+            ),
+            (
+                "switchyard_log_spool_alert",
+                lambda: int(gauges.spool_backlog_bytes() > alert),
+                "1 while the traffic-log backlog is over its alert threshold",
+            ),
+            (
+                "switchyard_log_drain_consecutive_failures",
+                gauges.drain_failures,
+                "Failed database writes in a row (0 when the database is healthy)",
+            ),
+            (
+                "switchyard_log_rows_dropped",
+                gauges.rows_dropped,
+                "Traffic-log rows lost since start: the spool failed and the memory buffer was full",
+            ),
+            ("switchyard_sequences_in_flight", gauges.sequences_in_flight, "Sequences admitted to the engine"),
+        ):
+            meter.create_observable_gauge(name, callbacks=[_gauge(read)], description=description)
 
     def observe(self, row: dict[str, Any]) -> None:
         """Count one finished request from its traffic-log row."""

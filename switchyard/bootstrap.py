@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlmodel import Session
+
 from adapters.base_model import BaseModelSpec
 from adapters.config import AdapterSettings
 from adapters.registry import get_adapter, register_version
 from adapters.store import make_store
 from gateway.config import GatewaySettings
 from switchyard.config import Settings
-from switchyard.db import create_tables, make_engine, session_scope
+from switchyard.db import open_database
 from switchyard.demo import DEMO_ADAPTERS, build_demo_adapter, build_demo_model
 
 logger = logging.getLogger(__name__)
@@ -23,49 +25,38 @@ class Prepared:
     demo_adapters: tuple[str, ...]
 
 
-def _register_demo_adapters(settings: Settings, gateway_settings: GatewaySettings) -> tuple[str, ...]:
+def _register_demo_adapters(session: Session, settings: Settings, gateway_settings: GatewaySettings) -> tuple[str, ...]:
     base = BaseModelSpec.load(settings.resolved_base_model)
-    limits = gateway_settings.adapter_limits(AdapterSettings())
-    store = make_store(AdapterSettings().artifact_store, settings.data_dir)
-    db = make_engine(settings.resolved_database_url)
-    try:
-        with session_scope(db) as session:
-            for demo in DEMO_ADAPTERS:
-                if get_adapter(session=session, name=demo.name) is not None:
-                    continue
-                source = build_demo_adapter(
-                    settings.demo_model_dir,
-                    settings.data_dir / "demo-adapters" / demo.name,
-                    seed=demo.seed,
-                    rank=demo.rank,
-                )
-                register_version(
-                    session=session,
-                    store=store,
-                    name=demo.name,
-                    source=source,
-                    base=base,
-                    limits=limits,
-                    description=demo.description,
-                    activate=True,
-                )
-                logger.info("registered demo adapter %s", demo.name)
-    finally:
-        db.dispose()
+    adapter_settings = AdapterSettings()
+    limits = gateway_settings.adapter_limits(adapter_settings)
+    store = make_store(adapter_settings.artifact_store, settings.data_dir)
+    for demo in DEMO_ADAPTERS:
+        if get_adapter(session=session, name=demo.name) is not None:
+            continue
+        source = build_demo_adapter(
+            settings.demo_model_dir, settings.data_dir / "demo-adapters" / demo.name, seed=demo.seed, rank=demo.rank
+        )
+        register_version(
+            session=session,
+            store=store,
+            name=demo.name,
+            source=source,
+            base=base,
+            limits=limits,
+            description=demo.description,
+            activate=True,
+        )
+        logger.info("registered demo adapter %s", demo.name)
     return tuple(d.name for d in DEMO_ADAPTERS)
 
 
 def prepare(settings: Settings, gateway_settings: GatewaySettings) -> Prepared:
     """Idempotent: safe to run at every start."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = make_engine(settings.resolved_database_url)
-    try:
-        create_tables(db)
-    finally:
-        db.dispose()
     admin_key = settings.resolve_admin_key()
     demo: tuple[str, ...] = ()
-    if settings.uses_demo_model:
-        build_demo_model(settings.demo_model_dir)
-        demo = _register_demo_adapters(settings, gateway_settings)
+    with open_database(settings.resolved_database_url) as session:
+        if settings.uses_demo_model:
+            build_demo_model(settings.demo_model_dir)
+            demo = _register_demo_adapters(session, settings, gateway_settings)
     return Prepared(admin_key=admin_key, demo_adapters=demo)

@@ -76,14 +76,6 @@ def serve(
     )
 
 
-def _keys_db():  # type: ignore[no-untyped-def]
-    from switchyard.db import create_tables, make_engine
-
-    db = make_engine(Settings().resolved_database_url)
-    create_tables(db)
-    return db
-
-
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
@@ -94,10 +86,10 @@ def keys_create(
     """Create a key and print it (it is shown only once)."""
     from gateway.auth import crud
     from gateway.auth.models import ApiKeyCreate
-    from switchyard.db import session_scope
+    from switchyard.db import open_database
 
     allowed = [a.strip() for a in allow.split(",") if a.strip()]
-    with session_scope(_keys_db()) as session:
+    with open_database(Settings().resolved_database_url) as session:
         row, secret = crud.create_key(
             session=session,
             key_in=ApiKeyCreate(name=name, tenant=tenant, allowed_adapters=allowed, log_content=log_content),
@@ -110,9 +102,9 @@ def keys_create(
 def keys_list() -> None:
     """List keys (never their secrets)."""
     from gateway.auth import crud
-    from switchyard.db import session_scope
+    from switchyard.db import open_database
 
-    with session_scope(_keys_db()) as session:
+    with open_database(Settings().resolved_database_url) as session:
         rows, _ = crud.list_keys(session=session, limit=10_000)
     for row in rows:
         state = "revoked" if row.revoked_at else "active"
@@ -125,9 +117,9 @@ def keys_list() -> None:
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="Id of the key to revoke.")]) -> None:
     """Revoke a key; requests with it are refused from then on."""
     from gateway.auth import crud
-    from switchyard.db import session_scope
+    from switchyard.db import open_database
 
-    with session_scope(_keys_db()) as session:
+    with open_database(Settings().resolved_database_url) as session:
         row = crud.revoke_key(session=session, key_id=key_id)
     if row is None:
         typer.echo(f"no key with id {key_id}", err=True)

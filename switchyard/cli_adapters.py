@@ -7,8 +7,7 @@ versions before moving its routes), so the CLI never needs the gateway to be rea
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -18,24 +17,12 @@ app = typer.Typer(help="Manage adapters and their versions.", no_args_is_help=Tr
 T = TypeVar("T")
 
 
-@contextmanager
-def _session() -> Iterator[Session]:
-    from switchyard.config import Settings
-    from switchyard.db import create_tables, make_engine, session_scope
-
-    db = make_engine(Settings().resolved_database_url)
-    create_tables(db)
-    try:
-        with session_scope(db) as session:
-            yield session
-    finally:
-        db.dispose()
-
-
 def _run(work: Callable[[Session], T]) -> T:
     from adapters.errors import AdapterError
+    from switchyard.config import Settings
+    from switchyard.db import open_database
 
-    with _session() as session:
+    with open_database(Settings().resolved_database_url) as session:
         try:
             return work(session)
         except AdapterError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -80,8 +79,3 @@ class Settings(BaseSettings):
         path.touch(mode=0o600)
         path.write_text(key + "\n")
         return key
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

@@ -42,3 +42,16 @@ def create_tables(engine: Engine) -> None:
 def session_scope(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+@contextmanager
+def open_database(url: str) -> Iterator[Session]:
+    """A session on ``url`` with every table in place, for short-lived callers (the CLI, first-start
+    preparation); the engine is disposed when the block ends."""
+    engine = make_engine(url)
+    try:
+        create_tables(engine)
+        with session_scope(engine) as session:
+            yield session
+    finally:
+        engine.dispose()

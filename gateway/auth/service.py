@@ -41,7 +41,7 @@ class AuthService:
         self._max_entries = max_entries
         self._cache: dict[str, _Entry] = {}
 
-    def _lookup(self, key_hash: str, secret: str) -> Principal | None:
+    def _lookup(self, secret: str) -> Principal | None:
         with session_scope(self._db) as session:
             row = crud.get_active_key(session=session, secret=secret)
         if row is None:
@@ -83,7 +83,7 @@ class AuthService:
         entry = self._cache.get(key_hash)
         if entry is None or now - entry.checked_at > self._ttl_s:
             try:
-                entry = _Entry(self._lookup(key_hash, secret), now)
+                entry = _Entry(self._lookup(secret), now)
             except SQLAlchemyError as exc:
                 if entry is None or now - entry.checked_at > self._stale_s:
                     logger.error("key lookup failed and no cached answer is fresh enough: %s", exc)

@@ -12,12 +12,10 @@ class AdmissionController:
         self.limit = limit
         self.retry_after_s = retry_after_s
         self.in_flight = 0
-        self.rejected = 0
 
     def acquire(self, sequences: int = 1) -> None:
         """Take ``sequences`` slots, or raise :class:`QueueFull`."""
         if self.in_flight + sequences > self.limit:
-            self.rejected += 1
             raise QueueFull(
                 f"The server is at capacity ({self.limit} sequences in flight). Retry after {self.retry_after_s}s.",
                 retry_after_s=self.retry_after_s,

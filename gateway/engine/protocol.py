@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from vllm import SamplingParams
 from vllm.lora.request import LoRARequest
@@ -32,7 +32,7 @@ class EngineClient(ABC):
         params: SamplingParams,
         request_id: str,
         lora: LoRARequest | None = None,
-    ) -> AsyncIterator[RequestOutput]:
+    ) -> AsyncGenerator[RequestOutput, None]:
         """Stream outputs for one request; raise :class:`EngineUnavailable` when it cannot."""
 
     @abstractmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 from vllm import AsyncEngineArgs, SamplingParams
@@ -59,7 +59,6 @@ class VLLMEngineClient(EngineClient):
         self._args = engine_args(model, settings)
         self._max_model_len = settings.max_model_len
         self._engine: AsyncLLM | None = None
-        self.start_error: str | None = None
 
     async def start(self) -> None:
         """Build the engine (tens of seconds) without blocking the event loop."""
@@ -67,9 +66,8 @@ class VLLMEngineClient(EngineClient):
 
         try:
             self._engine = await asyncio.to_thread(AsyncLLM.from_engine_args, self._args)
-        except Exception as exc:
-            self.start_error = f"{type(exc).__name__}: {exc}"
-            logger.exception("engine failed to start")
+        except Exception:
+            logger.exception("engine failed to start")  # /ready stays 503
             raise
 
     @property
@@ -87,7 +85,7 @@ class VLLMEngineClient(EngineClient):
         params: SamplingParams,
         request_id: str,
         lora: LoRARequest | None = None,
-    ) -> AsyncIterator[RequestOutput]:
+    ) -> AsyncGenerator[RequestOutput, None]:
         from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
         engine = self._require()

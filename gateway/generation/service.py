@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -86,7 +86,7 @@ class GenerationStream:
         service: GenerationService,
         job: GenerationJob,
         formatter: Formatter,
-        outputs: AsyncIterator[RequestOutput],
+        outputs: AsyncGenerator[RequestOutput, None],
         first: RequestOutput,
     ) -> None:
         self.job = job
@@ -139,10 +139,10 @@ class GenerationStream:
             return
         self._closed = True
         self._service.release(self.job)
-        aclose = getattr(self._outputs, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self._outputs.aclose()
         if self.job.record.status != 200:
+            # Closing our generator does not close vLLM's inner one at once (``async for`` never
+            # calls ``aclose``), so the engine is told explicitly to free the sequence now.
             await self._service.engine.abort(self.job.request_id)
         self._service.log(self.job.record.to_row())
 
@@ -186,7 +186,7 @@ class GenerationService:
             return await self.open_stream(job, formatter)
         return await self.complete(job, formatter)
 
-    def _generate(self, job: GenerationJob) -> AsyncIterator[RequestOutput]:
+    def _generate(self, job: GenerationJob) -> AsyncGenerator[RequestOutput, None]:
         job.record.prompt_tokens = len(job.prompt_token_ids)
         return self.engine.generate(job.prompt_token_ids, job.params, job.request_id, job.target.lora_request)
 

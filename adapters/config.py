@@ -1,19 +1,19 @@
-"""Adapter registry settings."""
+"""What the registry needs from the root settings: the engine's limits and the artifact store."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from adapters.store import ArtifactStore, make_store
+from adapters.validation import EngineLimits
+from switchyard.config import Settings
 
 
-class AdapterSettings(BaseSettings):
-    """Read from ``SWITCHYARD_*`` environment variables (or a ``.env`` file)."""
+def engine_limits(settings: Settings) -> EngineLimits:
+    """What an adapter must fit to be registered for this engine."""
+    return EngineLimits(
+        max_lora_rank=settings.engine.max_lora_rank, max_adapter_bytes=settings.registry.max_adapter_bytes
+    )
 
-    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_", env_file=".env", extra="ignore")
 
-    max_adapter_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
-    """Largest adapter folder (or unpacked archive) accepted, in bytes."""
-
-    artifact_store: str | None = None
-    """Where versions are stored: a folder, or an fsspec URL such as ``s3://bucket/adapters``.
-    Default: ``<data_dir>/adapters``. Replicas that scale out must share it."""
+def artifact_store(settings: Settings) -> ArtifactStore:
+    """The configured store: a folder (default ``<data_dir>/adapters``) or an fsspec URL."""
+    return make_store(settings.registry.artifact_store, settings.data_dir)

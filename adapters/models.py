@@ -29,8 +29,10 @@ class VersionStatus(StrEnum):
 class AdapterBase(SQLModel):
     name: str = Field(index=True, unique=True, max_length=64, regex=NAME_PATTERN)
     description: str = Field(default="", max_length=1000)
-    tenant: str | None = Field(default=None, max_length=128)
-    """Owner tenant."""
+    tenant: str | None = Field(default=None, min_length=1, max_length=128)
+    """Owner tenant: only its keys (and admin) see and call the adapter, unless it is shared."""
+    shared: bool = False
+    """Visible to every tenant's keys (that allow it), e.g. a general-purpose adapter."""
     task_checks: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     """Evaluation checks for this adapter's task (exact match, JSON schema, regex, ...)."""
     pinned: bool = False

@@ -40,6 +40,9 @@ class ServableVersion:
     version_id: int
     path: Path
     tenant: str | None
+    shared: bool
+    status: VersionStatus
+    """Only ``active`` and ``canary`` versions serve ordinary keys; the others need evaluation rights."""
 
     @property
     def qualified_name(self) -> str:
@@ -129,6 +132,7 @@ def register_version(
     limits: EngineLimits,
     description: str = "",
     tenant: str | None = None,
+    shared: bool = False,
     activate: bool = False,
     parent_version: int | None = None,
     dataset_snapshot_id: str | None = None,
@@ -143,7 +147,7 @@ def register_version(
     try:
         adapter = get_adapter(session=session, name=name, for_update=True)
         if adapter is None:
-            adapter = Adapter(name=name, description=description, tenant=tenant)
+            adapter = Adapter(name=name, description=description, tenant=tenant, shared=shared)
             session.add(adapter)
             session.flush()
         latest = session.exec(
@@ -199,6 +203,8 @@ def _servable(adapter: Adapter, version: AdapterVersion, store: ArtifactStore) -
         version_id=version.id,
         path=store.local_path(version.artifact_uri),
         tenant=adapter.tenant,
+        shared=adapter.shared,
+        status=version.status,
     )
 
 

@@ -31,7 +31,6 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.config import GatewaySettings  # noqa: E402
 from switchyard.bootstrap import prepare  # noqa: E402
 from switchyard.config import Settings  # noqa: E402
 from tests.utils.server import free_port  # noqa: E402
@@ -174,10 +173,10 @@ def main() -> None:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="sy-bench-"))
-    env_settings = {f"SWITCHYARD_{k.upper()}": str(v) for k, v in ENGINE.items()}
+    env_settings = {f"SWITCHYARD_ENGINE__{k.upper()}": str(v) for k, v in ENGINE.items()}
     os.environ.update(env_settings)
     settings = Settings(_env_file=None, data_dir=work)
-    prepare(settings, GatewaySettings(_env_file=None))
+    prepare(settings)
     demo = settings.demo_model_dir.resolve()
     adapters = {name: (work / "adapters" / name / "v1").resolve() for name in MODELS[1:]}
 
@@ -218,8 +217,8 @@ def main() -> None:
     env = {
         **os.environ,
         "SWITCHYARD_DATA_DIR": str(work),
-        "SWITCHYARD_MAX_QUEUED_REQUESTS": "4096",
-        "SWITCHYARD_GPU_MEMORY_UTILIZATION": GPU_SHARE,
+        "SWITCHYARD_SERVER__MAX_QUEUED_REQUESTS": "4096",
+        "SWITCHYARD_ENGINE__GPU_MEMORY_UTILIZATION": GPU_SHARE,
     }
     processes = {
         "vllm serve": start(vllm_cmd, env, work / "vllm.log"),

@@ -8,15 +8,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from adapters.base_model import BaseModelSpec
-from adapters.config import AdapterSettings
-from adapters.store import make_store
+from adapters.config import artifact_store, engine_limits
 from gateway import health, metrics_router
 from gateway.admin import keys_router, requests_router
 from gateway.auth.service import AuthService
@@ -24,10 +22,10 @@ from gateway.chat import router as chat_router
 from gateway.chat.service import ChatService
 from gateway.completions import router as completions_router
 from gateway.completions.service import CompletionService
-from gateway.config import GatewaySettings
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
 from gateway.engine.tokenizer import PromptTokenizer
+from gateway.engine.vllm_client import VLLMEngineClient
 from gateway.errors import register_error_handlers
 from gateway.feedback import router as feedback_router
 from gateway.feedback.service import FeedbackService
@@ -38,50 +36,34 @@ from gateway.registry import router as registry_router
 from gateway.registry.service import RegistryService
 from gateway.routing import ModelRouter
 from gateway.services import Services
-from gateway.traffic.crud import insert_logs_idempotent
 from gateway.traffic.drain import LogDrain
 from gateway.traffic.service import TrafficLogService
 from gateway.traffic.spool import Spool
-from monitoring.config import MonitoringSettings
 from monitoring.metrics import GatewayMetrics, GaugeSources
 from switchyard import __version__
-from switchyard.config import Settings
-from switchyard.db import create_tables, make_engine
+from switchyard.config import EngineSettings, Settings
+from switchyard.db import make_engine
+from switchyard.traffic.crud import insert_logs_idempotent
 
 logger = logging.getLogger(__name__)
-EngineFactory = Callable[[str, GatewaySettings], EngineClient]
-
-
-def served_model_name(settings: Settings, gateway_settings: GatewaySettings) -> str:
-    if gateway_settings.served_model_name:
-        return gateway_settings.served_model_name
-    path = Path(settings.resolved_base_model)
-    return path.name if path.is_dir() else settings.resolved_base_model
+EngineFactory = Callable[[str, EngineSettings], EngineClient]
 
 
 def _unique_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
-def _vllm_engine(model: str, settings: GatewaySettings) -> EngineClient:
-    from gateway.engine.vllm_client import VLLMEngineClient
-
-    return VLLMEngineClient(model, settings)
-
-
-async def _build_services(
-    settings: Settings, gateway_settings: GatewaySettings, engine_factory: EngineFactory
-) -> Services:
+async def _build_services(settings: Settings, engine_factory: EngineFactory) -> Services:
+    """Everything the routes use. The database schema is the caller's (``switchyard serve``
+    prepares it before the app starts)."""
     db = make_engine(settings.resolved_database_url)
-    await asyncio.to_thread(create_tables, db)
     model = settings.resolved_base_model
-    adapter_settings = AdapterSettings()
-    store = make_store(adapter_settings.artifact_store, settings.data_dir)
-    engine = engine_factory(model, gateway_settings)
+    store = artifact_store(settings)
+    engine = engine_factory(model, settings.engine)
     tokenizer = await asyncio.to_thread(PromptTokenizer, model)
     base = await asyncio.to_thread(BaseModelSpec.load, model)
     router = ModelRouter(
-        base_model_name=served_model_name(settings, gateway_settings),
+        base_model_name=settings.served_model_name,
         base_fingerprint=base.fingerprint,
         db=db,
         store=store,
@@ -92,20 +74,23 @@ async def _build_services(
     def insert_batch(records: Sequence[dict[str, Any]]) -> None:
         insert_logs_idempotent(engine=db, records=records)
 
+    log_settings = settings.traffic_log
     drain = LogDrain(
-        Spool(settings.data_dir / "spool", fsync=gateway_settings.log_spool_fsync),
+        Spool(settings.spool_dir, fsync=log_settings.spool_fsync),
         insert_batch,
-        batch_size=gateway_settings.log_batch_size,
-        interval_s=gateway_settings.log_flush_interval_s,
-        retry_max_s=gateway_settings.log_retry_max_s,
+        batch_size=log_settings.batch_size,
+        interval_s=log_settings.flush_interval_s,
+        retry_max_s=log_settings.retry_max_s,
     )
-    admission = AdmissionController(gateway_settings.max_queued_requests, retry_after_s=gateway_settings.retry_after_s)
+    admission = AdmissionController(
+        settings.server.max_queued_requests, retry_after_s=settings.server.retry_after_s
+    )
     metrics = GatewayMetrics(
         GaugeSources(
             spool_backlog_bytes=lambda: drain.spool.backlog_bytes,
             drain_failures=lambda: drain.failures,
             sequences_in_flight=lambda: admission.in_flight,
-            spool_alert_bytes=MonitoringSettings().spool_alert_bytes,
+            spool_alert_bytes=settings.monitoring.spool_alert_bytes,
             rows_dropped=lambda: drain.dropped,
         )
     )
@@ -117,13 +102,7 @@ async def _build_services(
     generation = GenerationService(engine=engine, admission=admission, tracker=router, log=log)
     return Services(
         settings=settings,
-        gateway_settings=gateway_settings,
-        auth=AuthService(
-            db=db,
-            admin_key=settings.resolve_admin_key(),
-            ttl_s=gateway_settings.auth_cache_ttl_s,
-            stale_s=gateway_settings.auth_cache_stale_s,
-        ),
+        auth=AuthService(db=db, admin_key=settings.resolve_admin_key(), settings=settings.auth),
         db=db,
         store=store,
         engine=engine,
@@ -140,8 +119,9 @@ async def _build_services(
             store=store,
             router=router,
             base=base,
-            limits=gateway_settings.adapter_limits(adapter_settings),
-            scratch_dir=settings.data_dir / "scratch",
+            limits=engine_limits(settings),
+            scratch_dir=settings.scratch_dir,
+            import_roots=settings.registry.import_roots,
             engine_ready=lambda: engine.is_ready,
         ),
     )
@@ -149,10 +129,10 @@ async def _build_services(
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    services = await _build_services(app.state.settings, app.state.gateway_settings, app.state.engine_factory)
+    services = await _build_services(app.state.settings, app.state.engine_factory)
     app.state.services = services
     services.drain.start()  # replays whatever a previous process left in the spool
-    services.router.start_watching(services.gateway_settings.registry_poll_interval_s)
+    services.router.start_watching(services.settings.registry.poll_interval_s)
 
     # The engine loads in the background: /health answers at once, /ready once it is loaded.
     async def start_engine() -> None:
@@ -198,12 +178,7 @@ def _without_fastapi_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(
-    settings: Settings | None = None,
-    gateway_settings: GatewaySettings | None = None,
-    *,
-    engine_factory: EngineFactory = _vllm_engine,
-) -> FastAPI:
+def create_app(settings: Settings, *, engine_factory: EngineFactory = VLLMEngineClient) -> FastAPI:
     app = FastAPI(
         title="Switchyard",
         version=__version__,
@@ -211,8 +186,7 @@ def create_app(
         lifespan=lifespan,
         generate_unique_id_function=_unique_id,
     )
-    app.state.settings = settings or Settings()
-    app.state.gateway_settings = gateway_settings or GatewaySettings()
+    app.state.settings = settings
     app.state.engine_factory = engine_factory
     register_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

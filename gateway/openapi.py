@@ -5,11 +5,10 @@ from __future__ import annotations
 import yaml
 
 from gateway.app import create_app
-from gateway.config import GatewaySettings
 from switchyard.config import Settings
 
 
 def render_openapi() -> str:
     # Fixed settings: the contract must not depend on the environment it is rendered in.
-    app = create_app(Settings(_env_file=None), GatewaySettings(_env_file=None))  # type: ignore[call-arg]
+    app = create_app(Settings(_env_file=None))  # type: ignore[call-arg]
     return yaml.safe_dump(app.openapi(), sort_keys=False, allow_unicode=True, width=100)

@@ -10,7 +10,6 @@ from adapters.store import ArtifactStore
 from gateway.auth.service import AuthService
 from gateway.chat.service import ChatService
 from gateway.completions.service import CompletionService
-from gateway.config import GatewaySettings
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
 from gateway.feedback.service import FeedbackService
@@ -25,7 +24,6 @@ from switchyard.config import Settings
 @dataclass
 class Services:
     settings: Settings
-    gateway_settings: GatewaySettings
     auth: AuthService
     db: Engine
     store: ArtifactStore

@@ -10,9 +10,12 @@ from typing import Annotated
 
 import typer
 
-from gateway.config import GatewaySettings
+from gateway.auth import crud
+from gateway.auth.models import ApiKeyCreate, KeyScope
+from switchyard.bootstrap import prepare
 from switchyard.cli_adapters import app as adapters_app
 from switchyard.config import Settings
+from switchyard.schema import open_database
 
 app = typer.Typer(help="Switchyard: many LoRA adapters on one vLLM engine.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -46,30 +49,24 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: SWITCHYARD_PORT).")] = None,
 ) -> None:
     """Prepare the data folder (demo model on first run) and serve the gateway."""
+    # Imported here, not at the top: the app loads vLLM and torch, which the other commands
+    # (keys, adapters, openapi) never need and should not wait for.
     import uvicorn
 
-    from gateway.app import create_app, served_model_name
-    from switchyard.bootstrap import prepare
+    from gateway.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    gateway_settings = GatewaySettings(**overrides)
-    prepared = prepare(settings, gateway_settings)
-    typer.echo(
-        _banner(
-            gateway_settings.host,
-            gateway_settings.port,
-            settings,
-            served_model_name(settings, gateway_settings),
-            prepared.demo_adapters,
-        )
-    )
+    settings = settings.model_copy(update={"server": settings.server.model_copy(update=overrides)})
+    prepared = prepare(settings)
+    server = settings.server
+    typer.echo(_banner(server.host, server.port, settings, settings.served_model_name, prepared.demo_adapters))
     # One worker: the engine, the scheduler and the traffic-log spool live in this process.
     uvicorn.run(
-        create_app(settings, gateway_settings),
-        host=gateway_settings.host,
-        port=gateway_settings.port,
+        create_app(settings),
+        host=server.host,
+        port=server.port,
         workers=1,
         log_level="info",
         timeout_graceful_shutdown=30,
@@ -79,31 +76,29 @@ def serve(
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
-    tenant: Annotated[str | None, typer.Option(help="Tenant the key belongs to.")] = None,
-    allow: Annotated[str, typer.Option(help="Comma-separated adapters the key may use, or '*'.")] = "*",
+    tenant: Annotated[str | None, typer.Option(help="Tenant the key acts for.")] = None,
+    allow: Annotated[
+        str, typer.Option(help="Comma-separated adapters the key may use, or '*' for all its tenant's.")
+    ] = "",
+    scope: Annotated[list[KeyScope] | None, typer.Option(help="Extra rights: evaluate, review.")] = None,
     log_content: Annotated[bool, typer.Option(help="Log message content for this key's requests.")] = True,
 ) -> None:
-    """Create a key and print it (it is shown only once)."""
-    from gateway.auth import crud
-    from gateway.auth.models import ApiKeyCreate
-    from switchyard.db import open_database
-
+    """Create a key and print it (it is shown only once). By default it may call the base model only."""
     allowed = [a.strip() for a in allow.split(",") if a.strip()]
     with open_database(Settings().resolved_database_url) as session:
         row, secret = crud.create_key(
             session=session,
-            key_in=ApiKeyCreate(name=name, tenant=tenant, allowed_adapters=allowed, log_content=log_content),
+            key_in=ApiKeyCreate(
+                name=name, tenant=tenant, allowed_adapters=allowed, scopes=scope or [], log_content=log_content
+            ),
         )
-    typer.echo(f"id={row.id} name={row.name} allowed={','.join(row.allowed_adapters)}")
+    typer.echo(f"id={row.id} name={row.name} allowed={','.join(row.allowed_adapters) or '(base model only)'}")
     typer.echo(secret)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (never their secrets)."""
-    from gateway.auth import crud
-    from switchyard.db import open_database
-
     with open_database(Settings().resolved_database_url) as session:
         rows, _ = crud.list_keys(session=session, limit=10_000)
     for row in rows:
@@ -116,9 +111,6 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="Id of the key to revoke.")]) -> None:
     """Revoke a key; requests with it are refused from then on."""
-    from gateway.auth import crud
-    from switchyard.db import open_database
-
     with open_database(Settings().resolved_database_url) as session:
         row = crud.revoke_key(session=session, key_id=key_id)
     if row is None:
@@ -133,7 +125,7 @@ def openapi(
     check: Annotated[bool, typer.Option(help="Fail if the file differs from the app's schema.")] = False,
 ) -> None:
     """Write (or check) the committed OpenAPI contract."""
-    from gateway.openapi import render_openapi
+    from gateway.openapi import render_openapi  # loads the app, and so vLLM: only this command needs it
 
     rendered = render_openapi()
     if check:

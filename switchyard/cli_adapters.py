@@ -13,15 +13,22 @@ from typing import Annotated, Any, TypeVar
 import typer
 from sqlmodel import Session
 
+from adapters import lifecycle
+from adapters.base_model import BaseModelSpec
+from adapters.config import artifact_store, engine_limits
+from adapters.errors import AdapterError
+from adapters.importer import import_version
+from adapters.models import AdapterVersionPublic
+from adapters.registry import describe, list_adapters, list_events, require_adapter
+from adapters.sources import source_from_uri
+from switchyard.config import Settings
+from switchyard.schema import open_database
+
 app = typer.Typer(help="Manage adapters and their versions.", no_args_is_help=True)
 T = TypeVar("T")
 
 
 def _run(work: Callable[[Session], T]) -> T:
-    from adapters.errors import AdapterError
-    from switchyard.config import Settings
-    from switchyard.db import open_database
-
     with open_database(Settings().resolved_database_url) as session:
         try:
             return work(session)
@@ -34,25 +41,17 @@ def _echo(payload: Any) -> None:
     typer.echo(json.dumps(payload.model_dump(mode="json") if hasattr(payload, "model_dump") else payload, indent=2))
 
 
-def _store() -> Any:
-    from adapters.config import AdapterSettings
-    from adapters.store import make_store
-    from switchyard.config import Settings
-
-    return make_store(AdapterSettings().artifact_store, Settings().data_dir)
-
-
 @app.command("list")
-def list_adapters() -> None:
+def list_() -> None:
     """Every adapter with its active and canary versions."""
-    from adapters.registry import describe, list_adapters
 
     def work(session: Session) -> None:
         rows, _ = list_adapters(session=session)
         for adapter in rows:
             view = describe(session=session, adapter=adapter, with_versions=False)
             canary = f" canary=v{view.canary_version} ({view.canary_weight:.0%})" if view.canary_version else ""
-            typer.echo(f"{adapter.name}\tactive=v{view.active_version}{canary}\t{adapter.description}")
+            owner = "shared" if adapter.shared else (adapter.tenant or "-")
+            typer.echo(f"{adapter.name}\tactive=v{view.active_version}{canary}\t{owner}\t{adapter.description}")
 
     _run(work)
 
@@ -60,9 +59,20 @@ def list_adapters() -> None:
 @app.command()
 def show(name: str) -> None:
     """One adapter with all its versions."""
-    from adapters.registry import describe, require_adapter
-
     _run(lambda s: _echo(describe(session=s, adapter=require_adapter(session=s, name=name))))
+
+
+@app.command()
+def events(name: str) -> None:
+    """The adapter's audit trail: every lifecycle change, oldest first."""
+
+    def work(session: Session) -> None:
+        rows, _ = list_events(session=session, adapter=require_adapter(session=session, name=name))
+        for event in rows:
+            version = "-" if event.version is None else f"v{event.version}"
+            typer.echo(f"{event.created_at.isoformat()}\t{event.action}\t{version}\t{json.dumps(event.detail)}")
+
+    _run(work)
 
 
 @app.command("import")
@@ -70,32 +80,28 @@ def import_(
     name: Annotated[str, typer.Argument(help="Adapter (alias) name.")],
     source: Annotated[str, typer.Argument(help="Folder, .tar.gz/.zip archive, or hf://org/name[@rev].")],
     description: Annotated[str, typer.Option()] = "",
+    tenant: Annotated[str | None, typer.Option(help="Owner tenant, for a new adapter.")] = None,
+    shared: Annotated[bool, typer.Option(help="Visible to every tenant, for a new adapter.")] = False,
     parent_version: Annotated[int | None, typer.Option(help="Lineage: trained from this version.")] = None,
     dataset_snapshot_id: Annotated[str | None, typer.Option(help="Lineage: trained on this snapshot.")] = None,
 ) -> None:
     """Validate and register a new candidate version."""
-    from adapters.base_model import BaseModelSpec
-    from adapters.config import AdapterSettings
-    from adapters.importer import import_version
-    from adapters.models import AdapterVersionPublic
-    from adapters.sources import source_from_uri
-    from gateway.config import GatewaySettings
-    from switchyard.config import Settings
-
     settings = Settings()
-    limits = GatewaySettings().adapter_limits(AdapterSettings())
     base = BaseModelSpec.load(settings.resolved_base_model)
     version = _run(
         lambda s: AdapterVersionPublic.model_validate(
             import_version(
                 session=s,
-                store=_store(),
+                store=artifact_store(settings),
                 name=name,
-                source=source_from_uri(source),
+                source=source_from_uri(source, max_bytes=settings.registry.max_adapter_bytes),
                 base=base,
-                limits=limits,
-                scratch_dir=settings.data_dir / "scratch",
+                limits=engine_limits(settings),
+                scratch_dir=settings.scratch_dir,
+                reserved_names=frozenset({settings.served_model_name}),
                 description=description,
+                tenant=tenant,
+                shared=shared,
                 parent_version=parent_version,
                 dataset_snapshot_id=dataset_snapshot_id,
             )
@@ -107,8 +113,6 @@ def import_(
 @app.command()
 def promote(name: str, version: int) -> None:
     """Make a version the alias's active version."""
-    from adapters import lifecycle
-
     _run(lambda s: lifecycle.promote(session=s, name=name, version=version))
     typer.echo(f"{name} -> v{version}")
 
@@ -116,9 +120,6 @@ def promote(name: str, version: int) -> None:
 @app.command()
 def rollback(name: str) -> None:
     """Return the alias to its previous active version."""
-    from adapters import lifecycle
-    from adapters.registry import describe
-
     view = _run(lambda s: describe(session=s, adapter=lifecycle.rollback(session=s, name=name), with_versions=False))
     typer.echo(f"{name} -> v{view.active_version}")
 
@@ -130,8 +131,6 @@ def canary(
     weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of traffic, 0 ends the canary.")] = 0.1,
 ) -> None:
     """Split the alias's traffic with a version (sticky per OpenAI `user`)."""
-    from adapters import lifecycle
-
     _run(lambda s: lifecycle.set_canary(session=s, name=name, version=version, weight=weight))
     typer.echo(f"{name}: canary v{version} at {weight:.0%}")
 
@@ -139,7 +138,16 @@ def canary(
 @app.command()
 def retire(name: str, version: int) -> None:
     """Retire a version that is not active."""
-    from adapters import lifecycle
-
     _run(lambda s: lifecycle.retire(session=s, name=name, version=version))
     typer.echo(f"{name}@{version} retired")
+
+
+@app.command()
+def reject(
+    name: str,
+    version: int,
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "rejected by an operator",
+) -> None:
+    """Reject a version that is not active: it is never routed or promoted again."""
+    _run(lambda s: lifecycle.reject(session=s, name=name, version=version, reason=reason))
+    typer.echo(f"{name}@{version} rejected")

@@ -1,4 +1,9 @@
-"""Settings shared by every package: where data lives, which database, which base model."""
+"""The one settings object: read once at start, then handed to each package as its section.
+
+Environment variables are prefixed ``SWITCHYARD_``; a section's field adds the section name and
+a double underscore, e.g. ``SWITCHYARD_ENGINE__MAX_LORAS=8`` or ``SWITCHYARD_SERVER__PORT=9000``.
+Every package receives the section it needs (injected), and none builds settings of its own.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +11,167 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that people paste from examples; refused as secrets outside development.
 PLACEHOLDER_SECRETS = frozenset({"changethis", "change-me", "changeme", "secret", "admin", "password"})
+MIN_SECRET_LENGTH = 16
 
 DEMO_MODEL_DIRNAME = "demo-base"
 
+# vLLM's LoRA kernels are compiled for these ranks only.
+SUPPORTED_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are refused, so a misspelt variable fails loudly."""
+
+    model_config = {"extra": "forbid"}
+
+
+class ServerSettings(Section):
+    """The HTTP server and admission control."""
+
+    host: str = "127.0.0.1"
+    """Interface ``switchyard serve`` binds to."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """TCP port ``switchyard serve`` listens on."""
+
+    max_queued_requests: int = Field(default=128, ge=1, le=100_000)
+    """Sequences admitted at once (running plus waiting); past it the gateway answers 429."""
+
+    retry_after_s: int = Field(default=1, ge=1, le=3600)
+    """``Retry-After`` seconds sent with a 429."""
+
+
+class EngineSettings(Section):
+    """vLLM engine limits. An adapter must fit them to be registered."""
+
+    served_model_name: str | None = Field(default=None, min_length=1, max_length=256)
+    """Name clients use for the base model. Default: the hub id, or the folder name of a local path."""
+
+    max_loras: int = Field(default=4, ge=1, le=256)
+    """Adapters the engine holds in its LoRA slots at once (one batch may mix them)."""
+
+    max_cpu_loras: int = Field(default=16, ge=1, le=4096)
+    """Adapters kept in the engine's CPU cache, so that re-loading one skips the disk."""
+
+    max_lora_rank: int = Field(default=16, ge=1, le=512)
+    """Largest adapter rank the engine accepts; adapters above it are refused at registration."""
+
+    max_model_len: int = Field(default=2048, ge=32, le=1_048_576)
+    """Longest prompt plus completion, in tokens."""
+
+    max_num_seqs: int = Field(default=32, ge=1, le=4096)
+    """Sequences the engine schedules in one step."""
+
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    """Weights and activations dtype passed to vLLM."""
+
+    kv_cache_memory_bytes: int | None = Field(default=None, ge=1 << 20)
+    """KV cache size. Default: 1 GiB on CPU; on GPU, vLLM sizes it from ``gpu_memory_utilization``."""
+
+    gpu_memory_utilization: float = Field(default=0.9, gt=0.0, le=1.0)
+    """Fraction of GPU memory vLLM may use (GPU only)."""
+
+    tensor_parallel_size: int = Field(default=1, ge=1, le=64)
+    """GPUs one engine spans."""
+
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    """Engine seed, so a request's own ``seed`` reproduces across restarts."""
+
+    restart_backoff_s: float = Field(default=2.0, gt=0.0, le=300.0)
+    """First wait before restarting an engine that died (doubles per failed attempt)."""
+
+    restart_backoff_max_s: float = Field(default=60.0, gt=0.0, le=3600.0)
+    """Longest wait between engine restart attempts."""
+
+    warm_retry_max_s: float = Field(default=30.0, gt=0.0, le=3600.0)
+    """Longest wait between retries of a failed adapter warm-up (the replica reports it lags meanwhile)."""
+
+    @field_validator("max_lora_rank")
+    @classmethod
+    def _supported_rank(cls, value: int) -> int:
+        if value not in SUPPORTED_MAX_LORA_RANKS:
+            raise ValueError(f"max_lora_rank must be one of {SUPPORTED_MAX_LORA_RANKS}")
+        return value
+
+
+class TrafficLogSettings(Section):
+    """The spool on the request path and the drain into the database."""
+
+    spool_fsync: bool = False
+    """fsync each append; only needed to survive a machine (not process) crash."""
+
+    batch_size: int = Field(default=256, ge=1, le=10_000)
+    """Records moved from the spool to the database per insert."""
+
+    flush_interval_s: float = Field(default=0.5, gt=0.0, le=60.0)
+    """How often the drain looks for new records."""
+
+    retry_max_s: float = Field(default=30.0, gt=0.0, le=3600.0)
+    """Longest wait between drain retries while the database is down."""
+
+    max_field_chars: int = Field(default=1_000_000, ge=1024, le=100_000_000)
+    """Longest text kept in one logged field; longer text is cut (and marked) so any row is storable."""
+
+    read_wait_s: float = Field(default=2.0, ge=0.0, le=60.0)
+    """How long an admin read or a feedback lookup waits for rows still in the spool before answering."""
+
+
+class AuthSettings(Section):
+    """API-key lookups."""
+
+    cache_ttl_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+    """How long a key lookup is trusted; a revocation by another process takes effect within it."""
+
+    cache_stale_s: float = Field(default=3600.0, ge=0.0, le=86_400.0)
+    """While the database is down, how long a cached key keeps working."""
+
+    cache_max_keys: int = Field(default=10_000, ge=1, le=10_000_000)
+    """Valid keys kept in the cache (least recently used are dropped first). Unknown keys are never cached."""
+
+
+class RegistrySettings(Section):
+    """The adapter registry and its artifact store."""
+
+    max_adapter_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    """Largest adapter folder (or unpacked archive) accepted, in bytes."""
+
+    artifact_store: str | None = Field(default=None, max_length=1024)
+    """Where versions are stored: a folder, or an fsspec URL such as ``s3://bucket/adapters``.
+    Default: ``<data_dir>/adapters``. Replicas that scale out must share it."""
+
+    import_roots: list[Path] = Field(default_factory=list)
+    """Server folders the admin API may import adapters from (``source`` paths); none by default,
+    so over HTTP only uploads and ``hf://`` work until an operator names a root."""
+
+    poll_interval_s: float = Field(default=2.0, gt=0.0, le=300.0)
+    """How often a gateway re-reads the registry (changes made by other processes)."""
+
+
+class MonitoringSettings(Section):
+    """Metrics and alerts."""
+
+    spool_alert_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    """Traffic-log backlog (bytes not yet in the database) above which ``switchyard_log_spool_alert`` is 1."""
+
+    metrics_token: SecretStr | None = None
+    """Read-only bearer token for ``GET /metrics`` (Prometheus). In development, when unset, one is
+    generated into ``<data_dir>/metrics.key``; elsewhere it must be set."""
+
 
 class Settings(BaseSettings):
-    """Core settings, read from ``SWITCHYARD_*`` environment variables (or a ``.env`` file)."""
+    """Read from ``SWITCHYARD_*`` environment variables (or a ``.env`` file)."""
 
-    model_config = SettingsConfigDict(env_prefix="SWITCHYARD_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="SWITCHYARD_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
 
     environment: Literal["development", "staging", "production"] = "development"
-    """Deployment stage. Outside ``development`` an explicit, non-placeholder admin key is required."""
+    """Deployment stage. Outside ``development`` explicit, non-placeholder secrets are required."""
 
     data_dir: Path = Path("data")
     """Folder for the SQLite database, the adapter store, the traffic-log spool and the demo model."""
@@ -35,16 +185,27 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = None
     """Admin bearer key. In development, when unset, one is generated into ``<data_dir>/admin.key``."""
 
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    traffic_log: TrafficLogSettings = Field(default_factory=TrafficLogSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment == "development":
             return self
-        key = self.admin_key.get_secret_value() if self.admin_key else ""
-        if not key or key.lower() in PLACEHOLDER_SECRETS or len(key) < 16:
-            raise ValueError(
-                f"SWITCHYARD_ADMIN_KEY must be set to a strong secret (16+ characters) "
-                f"when SWITCHYARD_ENVIRONMENT={self.environment}"
-            )
+        for variable, secret in (
+            ("SWITCHYARD_ADMIN_KEY", self.admin_key),
+            ("SWITCHYARD_MONITORING__METRICS_TOKEN", self.monitoring.metrics_token),
+        ):
+            value = secret.get_secret_value() if secret else ""
+            if not value or value.lower() in PLACEHOLDER_SECRETS or len(value) < MIN_SECRET_LENGTH:
+                raise ValueError(
+                    f"{variable} must be set to a strong secret ({MIN_SECRET_LENGTH}+ characters) "
+                    f"when SWITCHYARD_ENVIRONMENT={self.environment}"
+                )
         return self
 
     @property
@@ -54,6 +215,10 @@ class Settings(BaseSettings):
     @property
     def admin_key_file(self) -> Path:
         return self.data_dir / "admin.key"
+
+    @property
+    def metrics_token_file(self) -> Path:
+        return self.data_dir / "metrics.key"
 
     @property
     def demo_model_dir(self) -> Path:
@@ -67,15 +232,38 @@ class Settings(BaseSettings):
     def uses_demo_model(self) -> bool:
         return self.base_model is None
 
+    @property
+    def served_model_name(self) -> str:
+        """The base model's name in the API."""
+        if self.engine.served_model_name:
+            return self.engine.served_model_name
+        path = Path(self.resolved_base_model)
+        return path.name if path.is_dir() else self.resolved_base_model
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.data_dir / "scratch"
+
     def resolve_admin_key(self) -> str:
-        """The admin key: configured, or (development only) read from or generated into the key file."""
-        if self.admin_key is not None:
-            return self.admin_key.get_secret_value()
-        path = self.admin_key_file
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = "sy-admin-" + secrets.token_urlsafe(32)
-        path.touch(mode=0o600)
-        path.write_text(key + "\n")
-        return key
+        """The admin key: configured, or (development only) read from or generated into its file."""
+        return _configured_or_generated(self.admin_key, self.admin_key_file, prefix="sy-admin-")
+
+    def resolve_metrics_token(self) -> str:
+        """The ``/metrics`` token: configured, or (development only) read from or generated into its file."""
+        return _configured_or_generated(self.monitoring.metrics_token, self.metrics_token_file, prefix="sy-metrics-")
+
+
+def _configured_or_generated(configured: SecretStr | None, path: Path, *, prefix: str) -> str:
+    if configured is not None:
+        return configured.get_secret_value()
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = prefix + secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(secret + "\n")
+    return secret

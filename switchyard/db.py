@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlmodel import Session, create_engine
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _set_sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -29,29 +35,22 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
-def create_tables(engine: Engine) -> None:
-    """Create every package's tables (each package registers its models on import)."""
-    import adapters.models  # noqa: F401
-    import gateway.auth.models
-    import gateway.traffic.models  # noqa: F401
-
-    SQLModel.metadata.create_all(engine)
-
-
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
 
 
-@contextmanager
-def open_database(url: str) -> Iterator[Session]:
-    """A session on ``url`` with every table in place, for short-lived callers (the CLI, first-start
-    preparation); the engine is disposed when the block ends."""
-    engine = make_engine(url)
-    try:
-        create_tables(engine)
-        with session_scope(engine) as session:
-            yield session
-    finally:
-        engine.dispose()
+def is_connection_error(exc: BaseException) -> bool:
+    """True when the database could not be reached (or dropped the connection), as opposed to
+    refusing what it was sent. Only the first kind may be reported as the database being down.
+
+    DB-API ``OperationalError`` covers lost connections and, on SQLite, a locked database; a
+    ``DataError`` (a NUL byte in text), an ``IntegrityError`` or a ``ProgrammingError`` is a
+    fault in what was sent, and retrying the same statement can never succeed.
+    """
+    if isinstance(exc, DisconnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc, OperationalError | InterfaceError)
+    return isinstance(exc, ConnectionError | TimeoutError)

@@ -20,11 +20,11 @@ from tests.utils.server import RemoteGateway
 # Small enough that a context-length test needs only a short prompt; 16 sequences in flight
 # lets concurrency tests run while a burst of n=8 requests still trips admission control.
 SERVER_ENV = {
-    "SWITCHYARD_MAX_MODEL_LEN": "512",
-    "SWITCHYARD_MAX_QUEUED_REQUESTS": "16",
-    "SWITCHYARD_MAX_LORAS": "2",
-    "SWITCHYARD_MAX_CPU_LORAS": "4",
-    "SWITCHYARD_LOG_FLUSH_INTERVAL_S": "0.2",
+    "SWITCHYARD_ENGINE__MAX_MODEL_LEN": "512",
+    "SWITCHYARD_SERVER__MAX_QUEUED_REQUESTS": "16",
+    "SWITCHYARD_ENGINE__MAX_LORAS": "2",
+    "SWITCHYARD_ENGINE__MAX_CPU_LORAS": "4",
+    "SWITCHYARD_TRAFFIC_LOG__FLUSH_INTERVAL_S": "0.2",
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from gateway.traffic.models import Feedback, RequestLog
+from switchyard.traffic.models import Feedback, RequestLog
 
 CHAT_ENDPOINT = "chat.completions"
 

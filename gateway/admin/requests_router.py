@@ -6,8 +6,8 @@ from fastapi import APIRouter, Query
 
 from gateway.deps import AdminDep, ServicesDep
 from gateway.errors import ADMIN_ERROR_RESPONSES
-from gateway.traffic.models import RequestLogPublic, RequestLogsPublic
 from gateway.traffic.service import RequestFilters
+from switchyard.traffic.models import RequestLogPublic, RequestLogsPublic
 
 router = APIRouter(prefix="/admin/requests", tags=["admin"])
 

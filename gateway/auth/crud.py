@@ -9,8 +9,8 @@ import secrets
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from adapters.models import utcnow
 from gateway.auth.models import ApiKey, ApiKeyCreate
+from switchyard.db import utcnow
 
 KEY_PREFIX = "sk-sy-"
 

@@ -1,22 +1,34 @@
-"""API key tables."""
+"""API key tables, and the caller's identity that routes and services check."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from adapters.models import utcnow
+from switchyard.db import utcnow
 
 ALL_ADAPTERS = "*"
+"""In an allowlist: every adapter the key's tenant may see (its own and shared ones)."""
+
+
+class KeyScope(StrEnum):
+    evaluate = "evaluate"
+    """May call versions that are not serving (``alias@N`` of a candidate or rejected version)."""
+    review = "review"
+    """Its ``corrected_completion`` feedback may become training data."""
 
 
 class ApiKeyBase(SQLModel):
     name: str = Field(min_length=1, max_length=128)
-    tenant: str | None = Field(default=None, max_length=128)
-    allowed_adapters: list[str] = Field(default_factory=lambda: [ALL_ADAPTERS], sa_column=Column(JSON, nullable=False))
+    tenant: str | None = Field(default=None, min_length=1, max_length=128)
+    """The tenant the key acts for; it sees only that tenant's adapters and shared ones."""
+    allowed_adapters: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """Adapters the key may call (``*``: all its tenant may see). Empty: the base model only."""
+    scopes: list[KeyScope] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     log_content: bool = True
 
 
@@ -32,6 +44,16 @@ class ApiKey(ApiKeyBase, table=True):
     key_prefix: str = Field(max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
+
+    def principal(self) -> Principal:
+        return Principal(
+            key_id=self.id,
+            name=self.name,
+            tenant=self.tenant,
+            allowed_adapters=tuple(self.allowed_adapters),
+            scopes=frozenset(KeyScope(s) for s in self.scopes),
+            log_content=self.log_content,
+        )
 
 
 class ApiKeyPublic(ApiKeyBase):
@@ -58,7 +80,8 @@ class Principal:
     key_id: int | None
     name: str
     tenant: str | None = None
-    allowed_adapters: tuple[str, ...] = (ALL_ADAPTERS,)
+    allowed_adapters: tuple[str, ...] = ()
+    scopes: frozenset[KeyScope] = frozenset()
     log_content: bool = True
     is_admin: bool = False
     _allowed: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -66,8 +89,21 @@ class Principal:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_allowed", frozenset(self.allowed_adapters))
 
-    def may_use(self, adapter: str) -> bool:
-        return self.is_admin or ALL_ADAPTERS in self._allowed or adapter in self._allowed
+    def may_use(self, adapter: str, *, tenant: str | None, shared: bool) -> bool:
+        """Whether this caller may see and call ``adapter`` (owned by ``tenant``)."""
+        if self.is_admin:
+            return True
+        if not (shared or tenant == self.tenant):
+            return False
+        return ALL_ADAPTERS in self._allowed or adapter in self._allowed
+
+    @property
+    def may_evaluate(self) -> bool:
+        return self.is_admin or KeyScope.evaluate in self.scopes
+
+    @property
+    def is_reviewer(self) -> bool:
+        return self.is_admin or KeyScope.review in self.scopes
 
     def owns(self, key_id: int | None) -> bool:
         return self.is_admin or (key_id is not None and key_id == self.key_id)

@@ -1,10 +1,13 @@
 """Authentication with a short-lived cache of key lookups.
 
 The cache keeps the request path off the database, and lets serving go on while the database
-is down (the design promises that): a cached key is trusted for ``ttl_s``; past that it is
+is down (the design promises that): a cached key is trusted for ``cache_ttl_s``; past that it is
 looked up again, and if the database cannot answer, the last answer stands for up to
-``stale_s``. A revocation made through this gateway takes effect at once; one made by another
-process takes effect within ``ttl_s``.
+``cache_stale_s``. A revocation made through this gateway takes effect at once; one made by
+another process takes effect within ``cache_ttl_s``.
+
+Only keys that exist are cached, in a bounded LRU: a flood of made-up keys costs lookups but
+can never push the real keys out.
 """
 
 from __future__ import annotations
@@ -15,44 +18,37 @@ import logging
 import time
 from dataclasses import dataclass
 
+from cachetools import LRUCache
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.auth import crud
 from gateway.auth.models import ADMIN, Principal
 from gateway.exceptions import AuthenticationFailed, ServiceUnavailable
+from switchyard.config import AuthSettings
 from switchyard.db import session_scope
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Entry:
-    principal: Principal | None
+    principal: Principal
     checked_at: float
 
 
 class AuthService:
-    def __init__(self, *, db: Engine, admin_key: str, ttl_s: float, stale_s: float, max_entries: int = 10_000) -> None:
+    def __init__(self, *, db: Engine, admin_key: str, settings: AuthSettings) -> None:
         self._db = db
         self._admin_key = admin_key.encode()
-        self._ttl_s = ttl_s
-        self._stale_s = stale_s
-        self._max_entries = max_entries
-        self._cache: dict[str, _Entry] = {}
+        self._ttl_s = settings.cache_ttl_s
+        self._stale_s = settings.cache_stale_s
+        self._cache: LRUCache[str, _Entry] = LRUCache(maxsize=settings.cache_max_keys)
 
     def _lookup(self, secret: str) -> Principal | None:
         with session_scope(self._db) as session:
             row = crud.get_active_key(session=session, secret=secret)
-        if row is None:
-            return None
-        return Principal(
-            key_id=row.id,
-            name=row.name,
-            tenant=row.tenant,
-            allowed_adapters=tuple(row.allowed_adapters),
-            log_content=row.log_content,
-        )
+        return None if row is None else row.principal()
 
     async def authenticate(self, secret: str | None) -> Principal:
         """The admin key and fresh cache hits are answered on the event loop; only a lookup
@@ -60,15 +56,9 @@ class AuthService:
         if secret and not hmac.compare_digest(secret.encode(), self._admin_key):
             entry = self._cache.get(crud.hash_key(secret))
             if entry is not None and time.monotonic() - entry.checked_at <= self._ttl_s:
-                return self._verdict(entry)
+                return entry.principal
             return await asyncio.to_thread(self.authenticate_blocking, secret)
         return self.authenticate_blocking(secret)
-
-    @staticmethod
-    def _verdict(entry: _Entry) -> Principal:
-        if entry.principal is None:
-            raise AuthenticationFailed("Incorrect API key provided, or the key was revoked.")
-        return entry.principal
 
     def authenticate_blocking(self, secret: str | None) -> Principal:
         """The full check; it may query the database, so it runs off the event loop."""
@@ -81,22 +71,24 @@ class AuthService:
         key_hash = crud.hash_key(secret)
         now = time.monotonic()
         entry = self._cache.get(key_hash)
-        if entry is None or now - entry.checked_at > self._ttl_s:
-            try:
-                entry = _Entry(self._lookup(secret), now)
-            except SQLAlchemyError as exc:
-                if entry is None or now - entry.checked_at > self._stale_s:
-                    logger.error("key lookup failed and no cached answer is fresh enough: %s", exc)
-                    raise ServiceUnavailable("Authentication is temporarily unavailable; retry shortly.") from None
-                logger.warning("database unavailable; using the cached answer for a key: %s", exc)
-            else:
-                if len(self._cache) >= self._max_entries:
-                    self._cache.clear()
-                self._cache[key_hash] = entry
-        return self._verdict(entry)
+        if entry is not None and now - entry.checked_at <= self._ttl_s:
+            return entry.principal
+        try:
+            principal = self._lookup(secret)
+        except SQLAlchemyError as exc:
+            if entry is None or now - entry.checked_at > self._stale_s:
+                logger.error("key lookup failed and no cached answer is fresh enough: %s", exc)
+                raise ServiceUnavailable("Authentication is temporarily unavailable; retry shortly.") from None
+            logger.warning("database unavailable; using the cached answer for a key: %s", exc)
+            return entry.principal
+        if principal is None:
+            self._cache.pop(key_hash, None)
+            raise AuthenticationFailed("Incorrect API key provided, or the key was revoked.")
+        self._cache[key_hash] = _Entry(principal, now)
+        return principal
 
     def forget(self, key_id: int) -> None:
-        """Drop a revoked key from the cache at once."""
+        """Drop a revoked (or changed) key from the cache at once."""
         for key_hash, entry in list(self._cache.items()):
-            if entry.principal is not None and entry.principal.key_id == key_id:
-                del self._cache[key_hash]
+            if entry.principal.key_id == key_id:
+                self._cache.pop(key_hash, None)

@@ -12,9 +12,9 @@ from vllm import AsyncEngineArgs, SamplingParams
 from vllm.lora.request import LoRARequest
 from vllm.outputs import RequestOutput
 
-from gateway.config import GatewaySettings
 from gateway.engine.protocol import EngineClient
 from gateway.exceptions import EngineUnavailable, InvalidRequest
+from switchyard.config import EngineSettings
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -25,7 +25,7 @@ CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
 WARM_PROMPT = [0, 0]
 
 
-def engine_args(model: str, settings: GatewaySettings) -> AsyncEngineArgs:
+def engine_args(model: str, settings: EngineSettings) -> AsyncEngineArgs:
     from vllm.config import StructuredOutputsConfig
     from vllm.platforms import current_platform
 
@@ -55,7 +55,7 @@ def engine_args(model: str, settings: GatewaySettings) -> AsyncEngineArgs:
 
 
 class VLLMEngineClient(EngineClient):
-    def __init__(self, model: str, settings: GatewaySettings) -> None:
+    def __init__(self, model: str, settings: EngineSettings) -> None:
         self._args = engine_args(model, settings)
         self._max_model_len = settings.max_model_len
         self._engine: AsyncLLM | None = None

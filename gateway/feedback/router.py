@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from gateway.deps import PrincipalDep, ServicesDep
 from gateway.errors import ERROR_RESPONSES
-from gateway.traffic.models import FeedbackCreate, FeedbackPublic
+from switchyard.traffic.models import FeedbackCreate, FeedbackPublic
 
 router = APIRouter(tags=["feedback"])
 

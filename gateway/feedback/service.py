@@ -8,10 +8,10 @@ from sqlalchemy.engine import Engine
 
 from gateway.auth.models import Principal
 from gateway.exceptions import ResourceNotFound
-from gateway.traffic import crud
 from gateway.traffic.drain import LogDrain
-from gateway.traffic.models import FeedbackCreate, FeedbackPublic
 from switchyard.db import session_scope
+from switchyard.traffic import crud
+from switchyard.traffic.models import FeedbackCreate, FeedbackPublic
 
 
 class FeedbackService:

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import Response
 
 from adapters.models import AdapterDetail, AdaptersPublic, AdapterVersionPublic
-from adapters.sources import source_from_uri
 from gateway.deps import AdminDep, ServicesDep
 from gateway.errors import REGISTRY_ERROR_RESPONSES
 from gateway.registry.protocol import CanaryRequest, ImportAdapterRequest, PinRequest, PromoteRequest
@@ -36,7 +35,7 @@ async def show_adapter(name: str, registry: RegistryDep) -> AdapterDetail:
 async def import_version(name: str, body: ImportAdapterRequest, registry: RegistryDep) -> AdapterVersionPublic:
     """Register a new candidate version from a folder, an archive path or ``hf://`` hub id."""
     metadata = body.model_dump(exclude={"source"})
-    return await registry.import_version(name, source_from_uri(body.source), **metadata)
+    return await registry.import_from(name, body.source, **metadata)
 
 
 @router.post("/{name}/versions/upload", response_model=AdapterVersionPublic, status_code=201)

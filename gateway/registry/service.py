@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -18,7 +18,7 @@ from adapters.errors import AdapterConflict, InvalidAdapter
 from adapters.importer import import_version
 from adapters.models import AdapterDetail, AdaptersPublic, AdapterVersionPublic
 from adapters.registry import describe, get_servable, list_adapters, require_adapter, version_by_id
-from adapters.sources import AdapterSource, ArchiveSource
+from adapters.sources import HUB_SCHEME, AdapterSource, ArchiveSource, source_from_uri
 from adapters.store import ArtifactStore
 from adapters.validation import EngineLimits
 from gateway.exceptions import EngineUnavailable
@@ -39,6 +39,7 @@ class RegistryService:
         base: BaseModelSpec,
         limits: EngineLimits,
         scratch_dir: Path,
+        import_roots: Sequence[Path],
         engine_ready: Callable[[], bool],
     ) -> None:
         self._db = db
@@ -47,6 +48,7 @@ class RegistryService:
         self._base = base
         self._limits = limits
         self._scratch = scratch_dir
+        self._import_roots = tuple(Path(root).resolve() for root in import_roots)
         self._engine_ready = engine_ready
 
     async def _in_session(self, work: Callable[[Session], T]) -> T:
@@ -103,7 +105,25 @@ class RegistryService:
         )
         return AdapterVersionPublic.model_validate(version)
 
-    async def import_version(self, name: str, source: AdapterSource, **metadata: Any) -> AdapterVersionPublic:
+    def _source(self, uri: str) -> AdapterSource:
+        """A hub id, or a server path inside a configured import root (never anywhere else: the
+        admin API must not read arbitrary files of the gateway's machine)."""
+        if uri.startswith(HUB_SCHEME):
+            return source_from_uri(uri, max_bytes=self._limits.max_adapter_bytes)
+        if "\x00" in uri:
+            raise InvalidAdapter("source must not contain NUL characters", param="source")
+        path = Path(uri).resolve()
+        if not any(path.is_relative_to(root) for root in self._import_roots):
+            raise InvalidAdapter(
+                "source is not inside an import root (SWITCHYARD_REGISTRY__IMPORT_ROOTS); "
+                "upload an archive or use hf:// instead",
+                param="source",
+            )
+        return source_from_uri(str(path), max_bytes=self._limits.max_adapter_bytes)
+
+    async def import_from(self, name: str, uri: str, **metadata: Any) -> AdapterVersionPublic:
+        """Register ``uri`` (an import-root path or ``hf://``) as a new candidate version."""
+        source = await asyncio.to_thread(self._source, uri)
         return await self._in_session(lambda s: self._import(s, name, source, self._scratch, **metadata))
 
     async def import_upload(self, name: str, filename: str, upload: BinaryIO, **metadata: Any) -> AdapterVersionPublic:

@@ -9,10 +9,10 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from gateway.exceptions import ResourceNotFound
-from gateway.traffic import crud
 from gateway.traffic.drain import LogDrain
-from gateway.traffic.models import FeedbackPublic, RequestLogBase, RequestLogPublic, RequestLogsPublic
 from switchyard.db import session_scope
+from switchyard.traffic import crud
+from switchyard.traffic.models import FeedbackPublic, RequestLogBase, RequestLogPublic, RequestLogsPublic
 
 
 class RequestFilters(BaseModel):

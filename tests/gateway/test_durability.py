@@ -40,9 +40,9 @@ def test_rows_survive_a_database_outage_and_sigkill(demo_model: Path, tmp_path: 
     env = {
         "SWITCHYARD_DATABASE_URL": f"{host_part}@127.0.0.1:{proxy.port}/test?options=-csearch_path%3D{schema}",
         "SWITCHYARD_BASE_MODEL": str(demo_model),
-        "SWITCHYARD_MAX_MODEL_LEN": "512",
-        "SWITCHYARD_LOG_FLUSH_INTERVAL_S": "0.2",
-        "SWITCHYARD_LOG_RETRY_MAX_S": "1",
+        "SWITCHYARD_ENGINE__MAX_MODEL_LEN": "512",
+        "SWITCHYARD_TRAFFIC_LOG__FLUSH_INTERVAL_S": "0.2",
+        "SWITCHYARD_TRAFFIC_LOG__RETRY_MAX_S": "1",
     }
     first = RemoteGateway(tmp_path, env=env)
     second: RemoteGateway | None = None

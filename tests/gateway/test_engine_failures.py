@@ -16,13 +16,13 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from gateway.app import create_app
-from gateway.config import GatewaySettings
 from gateway.engine.protocol import EngineClient
 from gateway.engine.vllm_client import VLLMEngineClient
 from gateway.exceptions import EngineUnavailable
-from gateway.traffic.models import RequestLog
-from switchyard.config import Settings
+from switchyard.config import EngineSettings, Settings
 from switchyard.db import make_engine
+from switchyard.schema import create_all_tables
+from switchyard.traffic.models import RequestLog
 
 BODY = {"model": "demo-base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
@@ -69,7 +69,8 @@ def app_with(tmp_path: Path, demo_model: Path) -> Iterator:
         settings = Settings(
             _env_file=None, data_dir=tmp_path, base_model=str(demo_model), admin_key="test-admin-key-0123456789"
         )
-        app = create_app(settings, GatewaySettings(_env_file=None), engine_factory=lambda *_: engine)
+        create_all_tables(make_engine(settings.resolved_database_url))
+        app = create_app(settings, engine_factory=lambda *_: engine)
         return TestClient(
             app, raise_server_exceptions=False, headers={"Authorization": "Bearer test-admin-key-0123456789"}
         )
@@ -115,7 +116,7 @@ def test_unexpected_error_is_a_bare_500(app_with) -> None:  # type: ignore[no-un
 
 
 async def test_real_client_refuses_before_start(demo_model: Path) -> None:
-    engine = VLLMEngineClient(str(demo_model), GatewaySettings(_env_file=None))
+    engine = VLLMEngineClient(str(demo_model), EngineSettings())
     assert not engine.is_ready
     with pytest.raises(EngineUnavailable):
         async for _ in engine.generate([1, 2], None, "r1"):  # type: ignore[arg-type]

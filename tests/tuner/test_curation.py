@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from gateway.traffic.crud import create_feedback, insert_logs_idempotent
-from gateway.traffic.models import FeedbackCreate
+from switchyard.traffic.crud import create_feedback, insert_logs_idempotent
+from switchyard.traffic.models import FeedbackCreate
 from tuner.curation import CurationPolicy, curate
 from tuner.snapshots import load_snapshot, write_snapshot
 

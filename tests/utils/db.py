@@ -11,7 +11,8 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from switchyard.db import create_tables, make_engine
+from switchyard.db import make_engine
+from switchyard.schema import create_all_tables
 
 POSTGRES_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -19,7 +20,7 @@ POSTGRES_URL = os.environ.get("SWITCHYARD_TEST_POSTGRES_URL", "postgresql+psycop
 @contextmanager
 def sqlite_engine(folder: Path) -> Iterator[Engine]:
     engine = make_engine(f"sqlite:///{folder / 'test.db'}")
-    create_tables(engine)
+    create_all_tables(engine)
     try:
         yield engine
     finally:
@@ -35,7 +36,7 @@ def postgres_engine() -> Iterator[Engine]:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine = make_engine(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}")
     try:
-        create_tables(engine)
+        create_all_tables(engine)
         yield engine
     finally:
         engine.dispose()

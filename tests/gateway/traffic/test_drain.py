@@ -11,11 +11,11 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from gateway.traffic.crud import insert_logs_idempotent
 from gateway.traffic.drain import LogDrain
-from gateway.traffic.models import RequestLog
 from gateway.traffic.spool import Spool
 from switchyard.db import make_engine
+from switchyard.traffic.crud import insert_logs_idempotent
+from switchyard.traffic.models import RequestLog
 
 
 def row(i: int) -> dict:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel
 
-from adapters.models import utcnow
+from switchyard.db import utcnow
 
 
 class RequestLogBase(SQLModel):

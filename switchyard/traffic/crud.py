@@ -7,10 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from gateway.traffic.models import Feedback, FeedbackCreate, RequestLog, RequestLogBase
+from switchyard.traffic.models import Feedback, FeedbackCreate, RequestLog, RequestLogBase
+
+# Both dialects can skip rows whose id is already stored, which makes a replay harmless.
+INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def insert_logs_idempotent(*, engine: Engine, records: Sequence[dict[str, Any]]) -> None:
@@ -18,11 +22,8 @@ def insert_logs_idempotent(*, engine: Engine, records: Sequence[dict[str, Any]])
     if not records:
         return
     rows = [RequestLogBase.model_validate(record).model_dump() for record in records]
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif engine.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the project supports these two
+    insert = INSERTS.get(engine.dialect.name)
+    if insert is None:  # pragma: no cover - the project supports these two
         raise RuntimeError(f"unsupported database dialect {engine.dialect.name}")
     statement = insert(RequestLog.__table__).on_conflict_do_nothing(index_elements=["id"])  # type: ignore[attr-defined]
     with engine.begin() as connection:

@@ -32,6 +32,7 @@ from gateway.exceptions import (
     ResourceNotFound,
     ServiceUnavailable,
 )
+from switchyard.db import is_connection_error
 from switchyard.errors import SwitchyardError
 
 logger = logging.getLogger(__name__)
@@ -72,14 +73,11 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], ErrorKind], ...] = (
     (QueueFull, ErrorKind(429, "rate_limit_error", "queue_full")),
     (EngineUnavailable, ErrorKind(503, "service_unavailable_error", "engine_unavailable")),
     (ServiceUnavailable, ErrorKind(503, "service_unavailable_error", "service_unavailable")),
-    (
-        DBAPIError,
-        ErrorKind(
-            503, "service_unavailable_error", "database_unavailable", "The database is unavailable; retry shortly."
-        ),
-    ),
 )
 INTERNAL = ErrorKind(500, "server_error", "internal_error")
+DATABASE_UNAVAILABLE = ErrorKind(
+    503, "service_unavailable_error", "database_unavailable", "The database is unavailable; retry shortly."
+)
 
 # Declared on every route so the OpenAPI contract lists the error shape.
 ERROR_RESPONSES: dict[int | str, dict] = {
@@ -111,6 +109,10 @@ def error_kind(exc: Exception) -> ErrorKind:
     for cls, kind in DOMAIN_ERRORS:
         if isinstance(exc, cls):
             return kind
+    # Only a database that cannot be reached is an outage; one that refused what it was sent
+    # is a bug here, and must not look like the database being down.
+    if isinstance(exc, DBAPIError) and is_connection_error(exc):
+        return DATABASE_UNAVAILABLE
     return INTERNAL
 
 
@@ -129,8 +131,10 @@ def error_payload(exc: Exception) -> tuple[int, dict]:
     return kind.status, error_body(message, kind, getattr(exc, "param", None))
 
 
-def _domain_handler(_request: Request, exc: Exception) -> JSONResponse:
+def _domain_handler(request: Request, exc: Exception) -> JSONResponse:
     status, body = error_payload(exc)
+    if status >= 500 and error_kind(exc) is INTERNAL:
+        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     headers = None
     if isinstance(exc, QueueFull):
         headers = {"Retry-After": str(exc.retry_after_s)}

@@ -3,6 +3,7 @@ the demo model built once, and storage backends (SQLite and the local PostgreSQL
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,8 +46,13 @@ def base_spec(demo_model: Path) -> BaseModelSpec:
 
 
 @pytest.fixture(scope="session")
-def gateway(data_dir: Path, demo_model: Path) -> Iterator[RemoteGateway]:
-    server = RemoteGateway(data_dir, env=SERVER_ENV)
+def gateway(
+    data_dir: Path, demo_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RemoteGateway]:
+    # Tests import adapter folders they build under pytest's temporary root, so that is the
+    # one server folder the admin API may import from.
+    import_roots = json.dumps([str(tmp_path_factory.getbasetemp())])
+    server = RemoteGateway(data_dir, env={**SERVER_ENV, "SWITCHYARD_REGISTRY__IMPORT_ROOTS": import_roots})
     yield server
     server.stop()
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Query
 
 from gateway.auth import crud
 from gateway.auth.models import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeysPublic
-from gateway.deps import AdminDep, ServicesDep, SessionDep
+from gateway.deps import AdminDep, KeyIdPath, ServicesDep, SessionDep
 from gateway.errors import ADMIN_ERROR_RESPONSES
 from gateway.exceptions import ResourceNotFound
 
@@ -29,7 +29,7 @@ def list_keys(
 
 
 @router.delete("/{key_id}", response_model=ApiKeyPublic, responses=ADMIN_ERROR_RESPONSES)
-def revoke_key(key_id: int, session: SessionDep, services: ServicesDep, _admin: AdminDep) -> ApiKeyPublic:
+def revoke_key(key_id: KeyIdPath, session: SessionDep, services: ServicesDep, _admin: AdminDep) -> ApiKeyPublic:
     row = crud.revoke_key(session=session, key_id=key_id)
     if row is None:
         raise ResourceNotFound(f"No API key with id {key_id}.", param="key_id")

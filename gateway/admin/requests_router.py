@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from gateway.deps import AdminDep, ServicesDep
+from gateway.deps import AdminDep, RequestIdPath, ServicesDep
 from gateway.errors import ADMIN_ERROR_RESPONSES
 from gateway.traffic.service import RequestFilters
 from switchyard.traffic.models import RequestLogPublic, RequestLogsPublic
@@ -20,5 +20,5 @@ async def list_requests(
 
 
 @router.get("/{request_id}", response_model=RequestLogPublic, responses=ADMIN_ERROR_RESPONSES)
-async def get_request(request_id: str, services: ServicesDep, _admin: AdminDep) -> RequestLogPublic:
+async def get_request(request_id: RequestIdPath, services: ServicesDep, _admin: AdminDep) -> RequestLogPublic:
     return await services.traffic.get(request_id)

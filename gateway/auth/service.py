@@ -38,9 +38,10 @@ class _Entry:
 
 
 class AuthService:
-    def __init__(self, *, db: Engine, admin_key: str, settings: AuthSettings) -> None:
+    def __init__(self, *, db: Engine, admin_key: str, metrics_token: str, settings: AuthSettings) -> None:
         self._db = db
         self._admin_key = admin_key.encode()
+        self._metrics_token = metrics_token.encode()
         self._ttl_s = settings.cache_ttl_s
         self._stale_s = settings.cache_stale_s
         self._cache: LRUCache[str, _Entry] = LRUCache(maxsize=settings.cache_max_keys)
@@ -86,6 +87,10 @@ class AuthService:
             raise AuthenticationFailed("Incorrect API key provided, or the key was revoked.")
         self._cache[key_hash] = _Entry(principal, now)
         return principal
+
+    def is_metrics_token(self, secret: str | None) -> bool:
+        """The read-only token Prometheus scrapes ``/metrics`` with (it opens nothing else)."""
+        return bool(secret) and hmac.compare_digest(secret.encode(), self._metrics_token)  # type: ignore[union-attr]
 
     def forget(self, key_id: int) -> None:
         """Drop a revoked (or changed) key from the cache at once."""

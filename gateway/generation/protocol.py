@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# vLLM seeds a torch generator, which takes a signed 64-bit integer (vLLM's own server bounds it so).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class JsonSchemaFormat(BaseModel):
     name: str = Field(default="response", max_length=64)
@@ -36,7 +39,7 @@ class SamplingRequest(BaseModel):
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     n: int = Field(default=1, ge=1, le=16)
     stop: str | list[str] | None = Field(default=None)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     response_format: ResponseFormat | None = None

@@ -19,3 +19,7 @@ class AdapterNotFound(AdapterError):
 
 class AdapterConflict(AdapterError):
     """The request conflicts with the registry's current state (e.g. a duplicate name)."""
+
+
+class ArtifactCorrupt(AdapterError):
+    """A stored version's files no longer match the sha256 recorded when it was registered."""

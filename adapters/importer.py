@@ -25,9 +25,12 @@ def import_version(
     base: BaseModelSpec,
     limits: EngineLimits,
     scratch_dir: Path,
+    reserved_names: frozenset[str] = frozenset(),
     **metadata: Any,
 ) -> AdapterVersion:
-    """Register ``source`` as a new candidate version of ``name``; the scratch copy is removed."""
+    """Register ``source`` as a new candidate version of ``name``; the scratch copy is removed.
+
+    ``reserved_names``: model names an adapter may not take (the served base model's)."""
     scratch_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch_dir) as tmp:
         folder = source.fetch(Path(tmp))
@@ -39,5 +42,7 @@ def import_version(
             base=base,
             limits=limits,
             source_label=source.label,
+            source_param=source.param,
+            reserved_names=reserved_names,
             **metadata,
         )

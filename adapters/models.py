@@ -48,6 +48,10 @@ class Adapter(AdapterBase, table=True):
     canary_version_id: int | None = None
     canary_weight: float = Field(default=0.0, ge=0.0, le=1.0)
     """Share of the alias's traffic routed to the canary version."""
+    next_version: int = Field(default=1, ge=1)
+    """The number the next registered version gets. It only goes up (in the transaction that
+    inserts the version, under this row's lock), so a deleted version's number is never reused
+    and ``name@N`` always names the same weights."""
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -56,6 +60,12 @@ class AdapterVersionBase(SQLModel):
     status: VersionStatus = Field(default=VersionStatus.candidate)
     artifact_uri: str
     sha256: str = Field(max_length=64)
+    """The artifact digest: sha256 over the two contract files' digests. The store checks it
+    whenever a version is fetched for the engine."""
+    config_sha256: str = Field(max_length=64)
+    """sha256 of ``adapter_config.json``."""
+    weights_sha256: str = Field(max_length=64)
+    """sha256 of ``adapter_model.safetensors``."""
     rank: int = Field(ge=1)
     alpha: float
     target_modules: list[str] = Field(default_factory=list, sa_column=Column(JSON))
@@ -124,4 +134,17 @@ class AdapterDetail(AdapterPublic):
 
 class AdaptersPublic(SQLModel):
     data: list[AdapterPublic]
+    count: int
+
+
+class AdapterEventPublic(SQLModel):
+    id: int
+    action: str
+    version: int | None
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class AdapterEventsPublic(SQLModel):
+    data: list[AdapterEventPublic]
     count: int

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from adapters.base_model import BaseModelSpec
-from adapters.errors import AdapterConflict, AdapterNotFound
+from adapters.errors import AdapterConflict, AdapterNotFound, ArtifactCorrupt, InvalidAdapter
 from adapters.models import (
     Adapter,
     AdapterDetail,
@@ -84,7 +84,9 @@ def record_event(session: Session, adapter: Adapter, action: str, version: int |
 def get_adapter(*, session: Session, name: str, for_update: bool = False) -> Adapter | None:
     statement = select(Adapter).where(Adapter.name == name)
     if for_update:
-        statement = statement.with_for_update()
+        # Re-read the locked row even if this session holds an older copy of it: decisions taken
+        # under the lock (the next version number, the alias's routing) must see its latest state.
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return session.exec(statement).first()
 
 
@@ -114,6 +116,16 @@ def list_adapters(*, session: Session, offset: int = 0, limit: int = 1000) -> tu
     return list(rows), count
 
 
+def list_events(
+    *, session: Session, adapter: Adapter, offset: int = 0, limit: int = 100
+) -> tuple[list[AdapterEvent], int]:
+    """The adapter's audit trail, oldest first, and how many events it holds in all."""
+    where = AdapterEvent.adapter_id == adapter.id
+    count = session.exec(select(func.count()).select_from(AdapterEvent).where(where)).one()
+    rows = session.exec(select(AdapterEvent).where(where).order_by(AdapterEvent.id).offset(offset).limit(limit)).all()
+    return list(rows), count
+
+
 def list_versions(*, session: Session, adapter: Adapter) -> list[AdapterVersion]:
     return list(
         session.exec(
@@ -138,11 +150,18 @@ def register_version(
     dataset_snapshot_id: str | None = None,
     metrics: dict[str, Any] | None = None,
     source_label: str | None = None,
+    source_param: str = "source",
+    reserved_names: frozenset[str] = frozenset(),
 ) -> AdapterVersion:
     """Validate ``source``, copy it into the store and record it as a candidate (or, for a
-    brand-new alias with ``activate``, as its active version). Nothing is left behind on failure."""
+    brand-new alias with ``activate``, as its active version). Nothing is left behind on failure.
+
+    ``reserved_names`` are model names an adapter may not take (the served base model's);
+    ``source_param`` is the request field that validation errors point at."""
     validate_name(name)
-    manifest = validate_adapter_dir(source, base=base, limits=limits)
+    if name.casefold() in {reserved.casefold() for reserved in reserved_names}:
+        raise InvalidAdapter(f"{name!r} is the name of the served base model; choose another name", param="name")
+    manifest = validate_adapter_dir(source, base=base, limits=limits, param=source_param)
     uri: str | None = None
     try:
         adapter = get_adapter(session=session, name=name, for_update=True)
@@ -150,11 +169,17 @@ def register_version(
             adapter = Adapter(name=name, description=description, tenant=tenant, shared=shared)
             session.add(adapter)
             session.flush()
-        latest = session.exec(
-            select(func.max(AdapterVersion.version)).where(AdapterVersion.adapter_id == adapter.id)
-        ).one()
-        number = (latest or 0) + 1
-        uri = store.put(source, name=name, version=number)
+        # Taken from the locked row and committed with the version: numbers never go back, even
+        # when the newest version is deleted, so name@N never comes to mean other weights.
+        number = adapter.next_version
+        adapter.next_version = number + 1
+        session.add(adapter)
+        try:
+            uri = store.put(source, name=name, version=number, sha256=manifest.sha256)
+        except ArtifactCorrupt:
+            raise InvalidAdapter(
+                "the adapter's files changed while it was being imported; retry", param=source_param
+            ) from None
         activate_now = activate and adapter.active_version_id is None
         version = AdapterVersion(
             adapter_id=adapter.id,
@@ -162,6 +187,8 @@ def register_version(
             status=VersionStatus.active if activate_now else VersionStatus.candidate,
             artifact_uri=uri,
             sha256=manifest.sha256,
+            config_sha256=manifest.digest.config_sha256,
+            weights_sha256=manifest.digest.weights_sha256,
             rank=manifest.rank,
             alpha=manifest.alpha,
             target_modules=manifest.target_modules,
@@ -201,51 +228,74 @@ def _servable(adapter: Adapter, version: AdapterVersion, store: ArtifactStore) -
         adapter=adapter.name,
         version=version.version,
         version_id=version.id,
-        path=store.local_path(version.artifact_uri),
+        path=store.local_path(version.artifact_uri, sha256=version.sha256),
         tenant=adapter.tenant,
         shared=adapter.shared,
         status=version.status,
     )
 
 
+def _route(adapter: Adapter, versions: dict[int | None, AdapterVersion], store: ArtifactStore) -> AliasRoute | None:
+    active = versions.get(adapter.active_version_id)
+    canary = versions.get(adapter.canary_version_id)
+    served_active = served_canary = None
+    try:
+        served_active = _servable(adapter, active, store) if active else None
+        served_canary = _servable(adapter, canary, store) if canary else None
+    except ArtifactCorrupt as exc:
+        # Never serve other weights than the ones registered: the alias is left out until repaired.
+        logger.error("alias %s is not routed: %s", adapter.name, exc.message)
+        return None
+    if served_active is None and served_canary is None:
+        return None
+    return AliasRoute(
+        active=served_active,
+        canary=served_canary,
+        canary_weight=adapter.canary_weight if served_canary else 0.0,
+        pinned=adapter.pinned,
+    )
+
+
 def routing_table(*, session: Session, store: ArtifactStore, base_fingerprint: str) -> dict[str, AliasRoute]:
     """Every alias with an active version or a canary, keyed by name. Versions built for another
-    base model (the served base was changed since) are left out: they would load, and be wrong."""
+    base model (the served base was changed since) are left out: they would load, and be wrong.
+    So are aliases whose stored files no longer match their sha256."""
     adapters = session.exec(select(Adapter)).all()
     wanted = {i for a in adapters for i in (a.active_version_id, a.canary_version_id) if i is not None}
     rows = session.exec(select(AdapterVersion).where(AdapterVersion.id.in_(wanted))).all() if wanted else []  # type: ignore[union-attr]
-    versions = {v.id: v for v in rows if v.base_fingerprint == base_fingerprint}
+    versions: dict[int | None, AdapterVersion] = {v.id: v for v in rows if v.base_fingerprint == base_fingerprint}
     for stale in (v for v in rows if v.base_fingerprint != base_fingerprint):
         logger.warning("version id %s was built for another base model; it is not routed", stale.id)
     table: dict[str, AliasRoute] = {}
     for adapter in adapters:
-        active = versions.get(adapter.active_version_id)
-        canary = versions.get(adapter.canary_version_id)
-        if active is None and canary is None:
-            continue
-        table[adapter.name] = AliasRoute(
-            active=_servable(adapter, active, store) if active else None,
-            canary=_servable(adapter, canary, store) if canary else None,
-            canary_weight=adapter.canary_weight if canary else 0.0,
-            pinned=adapter.pinned,
-        )
+        route = _route(adapter, versions, store)
+        if route is not None:
+            table[adapter.name] = route
     return table
 
 
 def get_servable(
     *, session: Session, store: ArtifactStore, name: str, version: int, base_fingerprint: str
 ) -> ServableVersion:
-    """A pinned version (``name@version``), not rejected and built for the served base."""
+    """A pinned version (``name@version``).
+
+    :class:`AdapterNotFound` if there is none; :class:`AdapterConflict` if it exists but its
+    state forbids serving it (rejected, or built for another base model);
+    :class:`ArtifactCorrupt` if its stored files no longer match its sha256.
+    """
     row = session.exec(
         select(Adapter, AdapterVersion)
         .join(AdapterVersion, AdapterVersion.adapter_id == Adapter.id)
         .where(Adapter.name == name, AdapterVersion.version == version)
-        .where(AdapterVersion.status != VersionStatus.rejected)
-        .where(AdapterVersion.base_fingerprint == base_fingerprint)
     ).first()
     if row is None:
         raise AdapterNotFound(f"adapter {name}@{version} does not exist", param="model")
-    return _servable(row[0], row[1], store)
+    adapter, found = row
+    if found.status == VersionStatus.rejected:
+        raise AdapterConflict(f"{name}@{version} was rejected and cannot be served", param="model")
+    if found.base_fingerprint != base_fingerprint:
+        raise AdapterConflict(f"{name}@{version} was built for another base model than the one served", param="model")
+    return _servable(adapter, found, store)
 
 
 def describe(*, session: Session, adapter: Adapter, with_versions: bool = True) -> AdapterDetail | AdapterPublic:

@@ -1,15 +1,23 @@
 """Where adapter folders come from: a local folder, an uploaded archive, or a hub repository.
 
 Every source yields a local folder that validation then checks; archives are unpacked with
-guards against path traversal (zip-slip), links and decompression bombs.
+guards against path traversal (zip-slip), links, colliding members and decompression bombs.
+Whatever an archive holds, a bad one is an :class:`InvalidAdapter` whose message names the
+member at fault but never a path of this machine.
 """
 
 from __future__ import annotations
 
+import errno
+import gzip
+import lzma
 import stat
+import struct
 import tarfile
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from adapters.errors import InvalidAdapter
@@ -17,10 +25,33 @@ from adapters.validation import CONFIG_FILE, WEIGHTS_FILE
 
 HUB_SCHEME = "hf://"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+MAX_MEMBERS = 1000
+"""An adapter is two files; an archive with more members than this is not one."""
+# What a damaged or hostile archive raises while it is read or unpacked (zlib.error: a corrupt
+# deflate stream; EOFError: a truncated gzip; the OSError subclasses: members that collide).
+ARCHIVE_ERRORS = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    gzip.BadGzipFile,
+    EOFError,
+    struct.error,
+    ValueError,
+    RuntimeError,  # zipfile: an encrypted member
+    NotImplementedError,  # zipfile: an unknown compression method
+    FileExistsError,
+    NotADirectoryError,
+    IsADirectoryError,
+)
+# OSErrors that the archive's content causes; any other (a full disk, a permission) is the server's.
+CONTENT_ERRNOS = frozenset({None, errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ENOTEMPTY})
 
 
 class AdapterSource(ABC):
     label: str
+    param: str = "source"
+    """The request field an error in this source points at."""
 
     @abstractmethod
     def fetch(self, workdir: Path) -> Path:
@@ -34,7 +65,7 @@ class LocalFolderSource(AdapterSource):
 
     def fetch(self, workdir: Path) -> Path:
         if not self.path.is_dir():
-            raise InvalidAdapter(f"adapter folder {self.path.name!r} does not exist", param="source")
+            raise InvalidAdapter(f"adapter folder {self.path.name!r} does not exist", param=self.param)
         return self.path
 
 
@@ -48,102 +79,136 @@ class HubSource(AdapterSource):
 
     def fetch(self, workdir: Path) -> Path:
         from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError
+        from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
         try:
             snapshot_download(
                 self.repo_id, revision=self.revision, local_dir=workdir, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE]
             )
-        except (HfHubHTTPError, OSError, ValueError) as exc:
-            raise InvalidAdapter(f"could not download {self.label}: {exc}", param="source") from None
+        except HFValidationError as exc:  # a malformed repository id: its text is about the id
+            raise InvalidAdapter(f"invalid hub id {self.label!r}: {exc}", param=self.param) from None
+        except HfHubHTTPError as exc:
+            status = getattr(exc.response, "status_code", None)
+            raise InvalidAdapter(f"could not download {self.label} (HTTP {status})", param=self.param) from None
+        except (OSError, ValueError):  # the text of an OSError names local paths
+            raise InvalidAdapter(f"could not download {self.label} from the hub", param=self.param) from None
         return workdir
 
 
-def _safe_member_path(name: str) -> PurePosixPath:
+def _safe_member_path(name: str, param: str) -> PurePosixPath:
     path = PurePosixPath(name.replace("\\", "/"))
     if not name or path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise InvalidAdapter(f"archive member {name!r} would be written outside its folder", param="file")
+        raise InvalidAdapter(f"archive member {name[:200]!r} would be written outside its folder", param=param)
     return path
+
+
+def _plan(members: Iterable[tuple[str, bool]], param: str) -> None:
+    """Refuse members that would collide on disk: a name twice, or a name that is both a file
+    and a folder (``notes`` then ``notes/inner``). Unpacking them would fail half-way with an
+    error that carries the server's path, or let a later member replace a checked one."""
+    kinds: dict[PurePosixPath, bool] = {}
+    for count, (name, is_dir) in enumerate(members, start=1):
+        if count > MAX_MEMBERS:
+            raise InvalidAdapter(f"archive holds more than {MAX_MEMBERS} members", param=param)
+        path = _safe_member_path(name, param)
+        if not path.parts:
+            if is_dir:
+                continue  # "./": the archive's own top folder
+            raise InvalidAdapter(f"archive member {name[:200]!r} has no file name", param=param)
+        if path in kinds and not (is_dir and kinds[path]):
+            raise InvalidAdapter(f"archive member {name[:200]!r} appears more than once", param=param)
+        kinds[path] = is_dir
+    for path in kinds:
+        clash = next((p for p in path.parents if kinds.get(p) is False), None)
+        if clash is not None:
+            raise InvalidAdapter(f"archive member {str(clash)[:200]!r} is both a file and a folder", param=param)
 
 
 class ArchiveSource(AdapterSource):
     """A ``.tar.gz``/``.tgz``/``.tar`` or ``.zip`` holding one adapter folder (at the top or one level down)."""
 
-    def __init__(self, archive: Path, *, max_bytes: int, label: str | None = None) -> None:
+    def __init__(self, archive: Path, *, max_bytes: int, label: str | None = None, param: str = "file") -> None:
         self.archive = Path(archive)
         self.max_bytes = max_bytes
         self.label = label or self.archive.name
+        self.param = param
 
     def fetch(self, workdir: Path) -> Path:
         name = self.label.lower()
         if name.endswith(".zip"):
-            self._extract_zip(workdir)
+            kind, extract = "zip", self._extract_zip
         elif name.endswith((".tar.gz", ".tgz", ".tar")):
-            self._extract_tar(workdir)
+            kind, extract = "tar", self._extract_tar
         else:
-            raise InvalidAdapter(f"unsupported archive {self.label!r}: use .tar.gz, .tgz, .tar or .zip", param="file")
+            raise InvalidAdapter(
+                f"unsupported archive {self.label!r}: use .tar.gz, .tgz, .tar or .zip", param=self.param
+            )
+        try:
+            extract(workdir)
+        except InvalidAdapter:
+            raise
+        except ARCHIVE_ERRORS:
+            raise InvalidAdapter(f"{self.label!r} is not a readable {kind} archive", param=self.param) from None
+        except OSError as exc:
+            if exc.errno not in CONTENT_ERRNOS:
+                raise  # not the archive's fault (the scratch disk is full, say)
+            raise InvalidAdapter(f"{self.label!r} is not a readable {kind} archive", param=self.param) from None
         return self._adapter_root(workdir)
 
     def _check_total(self, total: int) -> None:
         if total > self.max_bytes:
-            raise InvalidAdapter(f"archive expands to more than {self.max_bytes} bytes", param="file")
+            raise InvalidAdapter(f"archive expands to more than {self.max_bytes} bytes", param=self.param)
 
     def _extract_zip(self, workdir: Path) -> None:
-        try:
-            with zipfile.ZipFile(self.archive) as archive:
-                members = archive.infolist()
-                total = 0
-                for info in members:
-                    _safe_member_path(info.filename)
-                    if stat.S_ISLNK(info.external_attr >> 16):
-                        raise InvalidAdapter(f"archive member {info.filename!r} is a symlink", param="file")
-                    total += info.file_size
-                self._check_total(total)
-                for info in members:
-                    target = workdir / _safe_member_path(info.filename)
-                    if info.is_dir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with archive.open(info) as src, target.open("wb") as dst:
-                        written = 0
-                        while block := src.read(1 << 20):
-                            written += len(block)
-                            self._check_total(written)  # the header's size may lie
-                            dst.write(block)
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise InvalidAdapter(f"{self.label!r} is not a readable zip archive: {exc}", param="file") from None
+        with zipfile.ZipFile(self.archive) as archive:
+            members = archive.infolist()
+            _plan(((info.filename, info.is_dir()) for info in members), self.param)
+            for info in members:
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise InvalidAdapter(f"archive member {info.filename[:200]!r} is a symlink", param=self.param)
+            self._check_total(sum(info.file_size for info in members))
+            written = 0
+            for info in members:
+                target = workdir / _safe_member_path(info.filename, self.param)
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as src, target.open("wb") as dst:
+                    while block := src.read(1 << 20):
+                        written += len(block)
+                        self._check_total(written)  # the header's size may lie
+                        dst.write(block)
 
     def _extract_tar(self, workdir: Path) -> None:
-        try:
-            with tarfile.open(self.archive, mode="r:*") as archive:
-                members = archive.getmembers()
-                for member in members:
-                    _safe_member_path(member.name)
-                    if not (member.isfile() or member.isdir()):
-                        raise InvalidAdapter(f"archive member {member.name!r} is a link or special file", param="file")
-                self._check_total(sum(m.size for m in members))
-                archive.extractall(workdir, members=members, filter="data")
-        except (tarfile.TarError, OSError) as exc:
-            raise InvalidAdapter(f"{self.label!r} is not a readable tar archive: {exc}", param="file") from None
+        with tarfile.open(self.archive, mode="r:*") as archive:
+            members = archive.getmembers()
+            _plan(((m.name, m.isdir()) for m in members), self.param)
+            for member in members:
+                # Sparse members unpack to more than their stored size.
+                if not (member.isfile() or member.isdir()) or member.issparse():
+                    raise InvalidAdapter(
+                        f"archive member {member.name[:200]!r} is a link or special file", param=self.param
+                    )
+            self._check_total(sum(m.size for m in members))
+            archive.extractall(workdir, members=members, filter="data")
 
-    @staticmethod
-    def _adapter_root(workdir: Path) -> Path:
+    def _adapter_root(self, workdir: Path) -> Path:
         if (workdir / CONFIG_FILE).is_file():
             return workdir
         children = [p for p in workdir.iterdir() if p.is_dir()]
         if len(children) == 1 and (children[0] / CONFIG_FILE).is_file():
             return children[0]
-        raise InvalidAdapter(f"archive holds no {CONFIG_FILE} at its top level or one folder down", param="file")
+        raise InvalidAdapter(f"archive holds no {CONFIG_FILE} at its top level or one folder down", param=self.param)
 
 
-def source_from_uri(uri: str) -> AdapterSource:
-    """``hf://org/name[@rev]`` for the hub, otherwise a local folder or archive path."""
+def source_from_uri(uri: str, *, max_bytes: int) -> AdapterSource:
+    """``hf://org/name[@rev]`` for the hub, otherwise a local folder or archive path.
+
+    ``max_bytes`` caps what an archive may unpack to (the registry's ``max_adapter_bytes``)."""
     if uri.startswith(HUB_SCHEME):
         return HubSource(uri)
     path = Path(uri)
     if path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES):
-        from adapters.config import AdapterSettings
-
-        return ArchiveSource(path, max_bytes=AdapterSettings().max_adapter_bytes)
+        return ArchiveSource(path, max_bytes=max_bytes, param="source")
     return LocalFolderSource(path)

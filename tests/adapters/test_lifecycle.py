@@ -104,7 +104,7 @@ def test_rejected_versions_are_never_routed(db: Engine, three_versions: LocalArt
             lifecycle.set_canary(session=session, name="bot", version=2, weight=0.1)
 
 
-def test_delete_removes_artifact_and_ids_are_never_reused(
+def test_delete_removes_artifact_and_ids_and_numbers_are_never_reused(
     db: Engine, three_versions: LocalArtifactStore, demo_model: Path, base_spec: BaseModelSpec, tmp_path: Path
 ) -> None:
     with Session(db) as session:
@@ -120,7 +120,10 @@ def test_delete_removes_artifact_and_ids_are_never_reused(
             base=base_spec,
             limits=LIMITS,
         )
-        # The engine knows weights by this id: a reused id could serve the deleted weights.
-        assert fresh.id > deleted_id and fresh.version == 3
-        assert statuses(session) == {1: "active", 2: "candidate", 3: "candidate"}
+        # The engine knows weights by this id, and clients by name@N: neither may ever name the
+        # deleted weights' successor, so the number 3 is gone for good.
+        assert fresh.id > deleted_id and fresh.version == 4
+        assert statuses(session) == {1: "active", 2: "candidate", 4: "candidate"}
         assert VersionStatus(fresh.status) == VersionStatus.candidate
+        with pytest.raises(AdapterNotFound):
+            lifecycle.promote(session=session, name="bot", version=3)

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from adapters.base_model import BaseModelSpec
-from adapters.errors import AdapterNotFound, InvalidAdapter
+from adapters.errors import AdapterConflict, AdapterNotFound, InvalidAdapter
 from adapters.models import Adapter, AdapterVersion, VersionStatus
 from adapters.registry import get_servable, register_version, routing_table
 from adapters.store import LocalArtifactStore
@@ -43,9 +43,10 @@ def test_register_activate_and_resolve(db: Engine, demo_model: Path, base_spec: 
         )
         with pytest.raises(AdapterNotFound):
             get_servable(session=session, store=store, name="bot", version=3, base_fingerprint=base_spec.fingerprint)
-        # After the served base changes, versions built for the old one are neither routed nor pinnable.
+        # After the served base changes, versions built for the old one are neither routed nor pinnable;
+        # they exist, so that is a conflict with their state, not a missing version.
         assert routing_table(session=session, store=store, base_fingerprint="another-base") == {}
-        with pytest.raises(AdapterNotFound):
+        with pytest.raises(AdapterConflict):
             get_servable(session=session, store=store, name="bot", version=1, base_fingerprint="another-base")
 
 

@@ -94,10 +94,11 @@ def test_hostile_archives_are_refused(tmp_path: Path, build, message: str) -> No
 
 
 def test_source_from_uri(tmp_path: Path) -> None:
-    assert isinstance(source_from_uri(str(tmp_path)), LocalFolderSource)
-    hub = source_from_uri("hf://org/name@abc123")
+    assert isinstance(source_from_uri(str(tmp_path), max_bytes=MAX), LocalFolderSource)
+    hub = source_from_uri("hf://org/name@abc123", max_bytes=MAX)
     assert (hub.repo_id, hub.revision) == ("org/name", "abc123")  # type: ignore[attr-defined]
     (tmp_path / "x.tar.gz").write_bytes(b"")
-    assert isinstance(source_from_uri(str(tmp_path / "x.tar.gz")), ArchiveSource)
+    archive = source_from_uri(str(tmp_path / "x.tar.gz"), max_bytes=1234)
+    assert isinstance(archive, ArchiveSource) and archive.max_bytes == 1234 and archive.param == "source"
     with pytest.raises(InvalidAdapter, match="does not exist"):
         LocalFolderSource(tmp_path / "missing").fetch(tmp_path)

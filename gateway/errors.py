@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.errors import AdapterConflict, AdapterNotFound, InvalidAdapter
+from adapters.errors import AdapterConflict, AdapterNotFound, ArtifactCorrupt, InvalidAdapter
 from gateway.exceptions import (
     AuthenticationFailed,
     ContextLengthExceeded,
@@ -71,6 +71,7 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], ErrorKind], ...] = (
     (ResourceNotFound, ErrorKind(404, "invalid_request_error", "not_found")),
     (AdapterConflict, ErrorKind(409, "invalid_request_error", "conflict")),
     (QueueFull, ErrorKind(429, "rate_limit_error", "queue_full")),
+    (ArtifactCorrupt, ErrorKind(503, "service_unavailable_error", "artifact_corrupt")),
     (EngineUnavailable, ErrorKind(503, "service_unavailable_error", "engine_unavailable")),
     (ServiceUnavailable, ErrorKind(503, "service_unavailable_error", "service_unavailable")),
 )

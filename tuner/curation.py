@@ -2,8 +2,11 @@
 
 An example is the logged conversation followed by the answer to learn: a reviewer's
 ``corrected_completion`` when there is one (whatever the score), otherwise the served output
-when the mean feedback score reaches ``min_score``. Requests whose key opted out of content
-logging have no content, and so never become examples.
+when the mean feedback score reaches ``min_score``. Only reviewers (the admin, or keys with the
+``review`` scope) can supply corrections that are trained on; anyone else's is kept for people to
+read but never becomes a label. Requests whose key opted out of content logging have no content,
+and so never become examples. One curation reads one tenant's traffic: a shared adapter called by
+several tenants never mixes their data into one dataset.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ CHAT_ENDPOINT = "chat.completions"
 @dataclass(frozen=True)
 class CurationPolicy:
     adapter: str
+    tenant: str | None
+    """Whose traffic: the requests made with this tenant's keys (None: keys without a tenant)."""
     min_score: float = 0.5
     since: datetime | None = None
     max_examples: int = 10_000
@@ -32,6 +37,7 @@ def curate(*, session: Session, policy: CurationPolicy) -> list[dict[str, Any]]:
     """Training examples in chat format (``{"messages": [...], "request_id": ...}``), oldest first."""
     conditions = [
         RequestLog.adapter == policy.adapter,
+        RequestLog.tenant == policy.tenant if policy.tenant is not None else col(RequestLog.tenant).is_(None),
         RequestLog.endpoint == CHAT_ENDPOINT,
         RequestLog.status == 200,
         col(RequestLog.request).is_not(None),
@@ -62,7 +68,7 @@ def curate(*, session: Session, policy: CurationPolicy) -> list[dict[str, Any]]:
 
 
 def _answer(log: RequestLog, items: list[Feedback], min_score: float) -> str | None:
-    corrections = [f.corrected_completion for f in items if f.corrected_completion]
+    corrections = [f.corrected_completion for f in items if f.corrected_completion and f.reviewer]
     if corrections:
         return corrections[-1]
     if log.output and sum(f.score for f in items) / len(items) >= min_score:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -15,26 +16,48 @@ from switchyard.traffic.models import FeedbackCreate, FeedbackPublic
 
 
 class FeedbackService:
-    def __init__(self, *, db: Engine, drain: LogDrain) -> None:
+    def __init__(self, *, db: Engine, drain: LogDrain, read_wait_s: float) -> None:
         self._db = db
         self._drain = drain
+        self._read_wait_s = read_wait_s
 
     def _owner_of(self, completion_id: str) -> tuple[bool, int | None]:
         with session_scope(self._db) as session:
             row = crud.get_log(session=session, request_id=completion_id)
             return (row is not None, row.key_id if row else None)
 
-    def _store(self, feedback_in: FeedbackCreate, key_id: int | None) -> FeedbackPublic:
+    def _store_row(self, row: dict[str, Any]) -> None:
+        # Idempotent by id: when the drain reaches this row later, its insert skips it.
+        crud.insert_logs_idempotent(engine=self._db, records=[row])
+
+    def _store(self, feedback_in: FeedbackCreate, principal: Principal) -> FeedbackPublic:
         with session_scope(self._db) as session:
-            row = crud.create_feedback(session=session, feedback_in=feedback_in, key_id=key_id)
+            row = crud.create_feedback(
+                session=session,
+                feedback_in=feedback_in,
+                key_id=principal.key_id,
+                tenant=principal.tenant,
+                reviewer=principal.is_reviewer,
+            )
             return FeedbackPublic.model_validate(row)
 
+    async def _find(self, completion_id: str) -> tuple[bool, int | None]:
+        found, owner = await asyncio.to_thread(self._owner_of, completion_id)
+        if found:
+            return found, owner
+        # A client can send feedback right after the answer, before the drain stored the row:
+        # store that one row now (the feedback row needs it), rather than wait for the whole spool.
+        pending = await self._drain.pending_row(completion_id)
+        if pending is not None:
+            await asyncio.to_thread(self._store_row, pending)
+        else:  # not indexed (spooled by an earlier process): wait, bounded, for the drain
+            await self._drain.caught_up(timeout_s=self._read_wait_s)
+        return await asyncio.to_thread(self._owner_of, completion_id)
+
     async def submit(self, feedback_in: FeedbackCreate, *, principal: Principal) -> FeedbackPublic:
-        found, owner = await asyncio.to_thread(self._owner_of, feedback_in.completion_id)
-        if not found:
-            # The row may still be in the spool: a client can send feedback right after the answer.
-            await self._drain.flush()
-            found, owner = await asyncio.to_thread(self._owner_of, feedback_in.completion_id)
+        """Store feedback from the completion's key (or the admin). Anyone may score or correct;
+        the row records whether a reviewer did, since only reviewers' corrections may be trained on."""
+        found, owner = await self._find(feedback_in.completion_id)
         if not found or not principal.owns(owner):
             raise ResourceNotFound(f"No completion with id '{feedback_in.completion_id}'.", param="completion_id")
-        return await asyncio.to_thread(self._store, feedback_in, principal.key_id)
+        return await asyncio.to_thread(self._store, feedback_in, principal)

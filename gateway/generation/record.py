@@ -13,6 +13,36 @@ from gateway.routing import RouteTarget
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the response ended"
 
+SAMPLING_KNOBS = frozenset(
+    {
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "n",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "stream_options",
+    }
+)
+"""Request parameters that carry no content, kept when a key opts out of content logging.
+An allowlist on purpose: ``user``, ``stop`` and ``response_format`` (a schema) can all carry
+what the client wrote, and so can any field added later until someone decides otherwise."""
+
+
+def content_free(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` reduced to the sampling knobs, each a number, a flag or a dict of flags."""
+
+    def plain(value: Any) -> bool:
+        if isinstance(value, dict):
+            return all(isinstance(v, bool) for v in value.values())  # stream_options
+        return value is None or isinstance(value, bool | int | float)
+
+    return {name: value for name, value in params.items() if name in SAMPLING_KNOBS and plain(value)}
+
 
 @dataclass
 class RequestRecord:
@@ -82,7 +112,7 @@ class RequestRecord:
             "adapter_version_id": version.version_id if version else None,
             "stream": self.stream,
             "request": self.content if keep else None,
-            "params": self.params,
+            "params": self.params if keep else content_free(self.params),
             "output": texts.get(0) if keep else None,
             "choices": choices if len(choices) > 1 else None,
             "finish_reason": self.finish_reasons.get(0),

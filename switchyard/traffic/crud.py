@@ -67,10 +67,18 @@ def list_logs(
     return list(rows), count
 
 
-def create_feedback(*, session: Session, feedback_in: FeedbackCreate, key_id: int | None) -> Feedback:
+def create_feedback(
+    *,
+    session: Session,
+    feedback_in: FeedbackCreate,
+    key_id: int | None,
+    tenant: str | None = None,
+    reviewer: bool = False,
+) -> Feedback:
+    """Store feedback; ``reviewer`` marks a reviewer's, the only kind curation may train on."""
     row = Feedback.model_validate(
         feedback_in.model_dump(exclude={"completion_id"}),
-        update={"request_id": feedback_in.completion_id, "key_id": key_id},
+        update={"request_id": feedback_in.completion_id, "key_id": key_id, "tenant": tenant, "reviewer": reviewer},
     )
     session.add(row)
     session.commit()

@@ -5,10 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import field_validator
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel
 
 from switchyard.db import utcnow
+
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""Completion ids as the gateway makes them (``chatcmpl-<hex>``); anything else cannot be one."""
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class RequestLogBase(SQLModel):
@@ -51,19 +63,34 @@ class FeedbackBase(SQLModel):
 
 
 class FeedbackCreate(FeedbackBase):
-    completion_id: str = Field(min_length=1, max_length=64)
+    completion_id: str = Field(min_length=1, max_length=64, regex=REQUEST_ID_PATTERN)
+
+    @field_validator("label", "comment", "corrected_completion")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        # Refused here (a 400 the client can fix) rather than by PostgreSQL (a 500 it cannot).
+        if value is not None and ("\x00" in value or not _utf8(value)):
+            raise ValueError("text must not contain NUL characters or unpaired surrogates")
+        return value
 
 
 class Feedback(FeedbackBase, table=True):
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(foreign_key="request_log.id", index=True, max_length=64)
     key_id: int | None = None
+    tenant: str | None = Field(default=None, max_length=128)
+    """The tenant of the key that sent it."""
+    reviewer: bool = False
+    """Sent by a reviewer (the admin or a key with the ``review`` scope): only a reviewer's
+    ``corrected_completion`` may become training data."""
     created_at: datetime = Field(default_factory=utcnow)
 
 
 class FeedbackPublic(FeedbackBase):
     id: int
     request_id: str
+    tenant: str | None
+    reviewer: bool
     created_at: datetime
 
 

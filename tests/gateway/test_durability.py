@@ -1,5 +1,6 @@
 """No log row is lost: a gateway on PostgreSQL keeps serving through a database outage, is killed
-with SIGKILL while rows are still spooled, and its successor replays them when the database is back."""
+with SIGKILL while rows are still spooled, and its successor replays them when the database is back.
+A request PostgreSQL could not store as sent (a NUL in the model name) holds up nothing."""
 
 from __future__ import annotations
 
@@ -50,6 +51,9 @@ def test_rows_survive_a_database_outage_and_sigkill(demo_model: Path, tmp_path: 
         with httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {first.admin_key}"}) as admin:
             _, secret = create_key(admin, "durable")
         client = client_for(first.url, secret)
+        # A NUL that PostgreSQL refuses in text once held up every later row; now it lands cleaned.
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model="x\u0000y", messages=MESSAGES)
         served = [client.chat.completions.create(model="demo-base", messages=MESSAGES, max_tokens=2).id]
 
         proxy.down()  # the database is gone
@@ -76,6 +80,10 @@ def test_rows_survive_a_database_outage_and_sigkill(demo_model: Path, tmp_path: 
                 break
             time.sleep(0.3)
         assert stored >= set(served), f"lost rows: {set(served) - stored}"
+        with direct.connect() as connection:
+            refused = connection.execute(text(f'SELECT model FROM "{schema}".request_log WHERE status = 404'))
+            assert list(refused.scalars()) == ["x\ufffdy"]
+        assert not (tmp_path / "spool" / "requests.deadletter.jsonl").exists()
     finally:
         first.stop(sig=signal.SIGKILL)
         if second is not None:

@@ -6,6 +6,7 @@ import httpx
 import openai
 import pytest
 
+from gateway.generation.record import SAMPLING_KNOBS
 from tests.utils.keys import client_for, create_key
 from tests.utils.server import RemoteGateway
 
@@ -14,7 +15,7 @@ MESSAGES = [{"role": "user", "content": "When does the grain train leave?"}]
 
 
 def test_rows_land_with_token_counts_and_feedback(gateway: RemoteGateway, admin_http: httpx.Client) -> None:
-    key_id, secret = create_key(admin_http, "logged", tenant="acme")
+    key_id, secret = create_key(admin_http, "logged", tenant="acme", allowed_adapters=["support-bot"])
     client = client_for(gateway.url, secret)
     completion = client.chat.completions.create(model="support-bot", messages=MESSAGES, max_tokens=7, temperature=0)
     chunks = list(
@@ -38,6 +39,7 @@ def test_rows_land_with_token_counts_and_feedback(gateway: RemoteGateway, admin_
     assert row["finish_reason"] == "length" and row["status"] == 200 and row["latency_ms"] > 0
     assert row["ttft_ms"] is not None and row["params"]["max_tokens"] == 7
     assert [(f["score"], f["label"], f["corrected_completion"]) for f in row["feedback"]] == [(1, "good", "Tonight.")]
+    assert [(f["reviewer"], f["tenant"]) for f in row["feedback"]] == [(False, "acme")]  # a key without `review`
 
     stream_id = chunks[0].id
     stream_row = admin_http.get(f"/admin/requests/{stream_id}").json()
@@ -58,6 +60,18 @@ def test_failed_requests_are_logged_with_status(gateway: RemoteGateway, admin_ht
     assert "does not exist" in rows[0]["error"]
 
 
+def test_a_nul_in_the_request_is_logged_sanitised(gateway: RemoteGateway, admin_http: httpx.Client) -> None:
+    key_id, secret = create_key(admin_http, "nul")
+    client = client_for(gateway.url, secret)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="x\u0000y", messages=[{"role": "user", "content": "a\u0000b"}])
+    served = client.chat.completions.create(model="demo-base", messages=MESSAGES, max_tokens=2)
+    rows = admin_http.get("/admin/requests", params={"key_id": key_id}).json()["data"]
+    by_status = {r["status"]: r for r in rows}
+    assert set(by_status) == {404, 200} and by_status[200]["id"] == served.id  # later rows are not held up
+    assert by_status[404]["model"] == "x\ufffdy" and by_status[404]["request"][0]["content"] == "a\ufffdb"
+
+
 def test_content_logging_opt_out(gateway: RemoteGateway, admin_http: httpx.Client) -> None:
     key_id, secret = create_key(admin_http, "private", log_content=False)
     completion = client_for(gateway.url, secret).chat.completions.create(
@@ -66,6 +80,11 @@ def test_content_logging_opt_out(gateway: RemoteGateway, admin_http: httpx.Clien
     row = admin_http.get(f"/admin/requests/{completion.id}").json()
     assert row["request"] is None and row["output"] is None
     assert row["completion_tokens"] == 3 and row["key_id"] == key_id
+    private = client_for(gateway.url, secret).chat.completions.create(
+        model="demo-base", messages=MESSAGES, max_tokens=3, user="alice@example.com", stop=["my secret stop"]
+    )
+    params = admin_http.get(f"/admin/requests/{private.id}").json()["params"]
+    assert params["max_tokens"] == 3 and set(params) <= SAMPLING_KNOBS  # no user, no stop strings
 
 
 def test_feedback_only_by_owner_or_admin(gateway: RemoteGateway, admin_http: httpx.Client) -> None:
@@ -77,6 +96,7 @@ def test_feedback_only_by_owner_or_admin(gateway: RemoteGateway, admin_http: htt
     body = {"completion_id": completion.id, "score": -0.5}
     other = httpx.post(f"{gateway.url}/v1/feedback", json=body, headers={"Authorization": f"Bearer {other_secret}"})
     assert other.status_code == 404 and other.json()["error"]["param"] == "completion_id"
-    assert admin_http.post("/v1/feedback", json=body).status_code == 201
+    by_admin = admin_http.post("/v1/feedback", json=body)
+    assert by_admin.status_code == 201 and by_admin.json()["reviewer"] is True
     assert admin_http.post("/v1/feedback", json={**body, "score": 2}).status_code == 400
     assert admin_http.post("/v1/feedback", json={**body, "completion_id": "chatcmpl-missing"}).status_code == 404

@@ -59,13 +59,14 @@ def logged(db: Engine) -> Engine:
                 session=session,
                 feedback_in=FeedbackCreate(completion_id=request_id, score=score, corrected_completion=correction),
                 key_id=None,
+                reviewer=True,  # the admin: its corrections may be trained on
             )
     return db
 
 
 def test_curation_selects_good_and_corrected_answers(logged: Engine) -> None:
     with Session(logged) as session:
-        examples = curate(session=session, policy=CurationPolicy(adapter="bot", min_score=0.5))
+        examples = curate(session=session, policy=CurationPolicy(adapter="bot", tenant=None, min_score=0.5))
     by_id = {e["request_id"]: e["messages"] for e in examples}
     assert set(by_id) == {"good", "corrected"}  # mixed averages 0.25; private has no content
     assert by_id["good"] == [
@@ -74,13 +75,13 @@ def test_curation_selects_good_and_corrected_answers(logged: Engine) -> None:
     ]
     assert by_id["corrected"][-1] == {"role": "assistant", "content": "the right answer"}
     with Session(logged) as session:
-        lenient = curate(session=session, policy=CurationPolicy(adapter="bot", min_score=0.0))
+        lenient = curate(session=session, policy=CurationPolicy(adapter="bot", tenant=None, min_score=0.0))
     assert {e["request_id"] for e in lenient} == {"good", "corrected", "mixed"}
 
 
 def test_snapshot_round_trip_and_is_content_addressed(logged: Engine, tmp_path: Path) -> None:
     with Session(logged) as session:
-        examples = curate(session=session, policy=CurationPolicy(adapter="bot"))
+        examples = curate(session=session, policy=CurationPolicy(adapter="bot", tenant=None))
     snapshot = write_snapshot(examples, root=tmp_path, adapter="bot")
     again = write_snapshot(examples, root=tmp_path, adapter="bot")
     assert again.id == snapshot.id and snapshot.count == 2

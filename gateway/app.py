@@ -6,12 +6,14 @@ import asyncio
 import gc
 import logging
 import time
+from functools import partial
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from prometheus_client import REGISTRY
 
 from adapters.base_model import BaseModelSpec
 from adapters.config import artifact_store, engine_limits
@@ -24,6 +26,7 @@ from gateway.completions import router as completions_router
 from gateway.completions.service import CompletionService
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
+from gateway.engine.supervisor import SupervisedEngine
 from gateway.engine.tokenizer import PromptTokenizer
 from gateway.engine.vllm_client import VLLMEngineClient
 from gateway.errors import register_error_handlers
@@ -43,7 +46,7 @@ from monitoring.metrics import GatewayMetrics, GaugeSources
 from switchyard import __version__
 from switchyard.config import EngineSettings, Settings
 from switchyard.db import make_engine
-from switchyard.traffic.crud import insert_logs_idempotent
+from switchyard.traffic.crud import insert_logs_idempotent, probe_log_insert
 
 logger = logging.getLogger(__name__)
 EngineFactory = Callable[[str, EngineSettings], EngineClient]
@@ -59,7 +62,12 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
     db = make_engine(settings.resolved_database_url)
     model = settings.resolved_base_model
     store = artifact_store(settings)
-    engine = engine_factory(model, settings.engine)
+    # Restarts the engine by itself when its core dies (the router re-loads adapters after).
+    engine = SupervisedEngine(
+        engine_factory(model, settings.engine),
+        backoff_s=settings.engine.restart_backoff_s,
+        backoff_max_s=settings.engine.restart_backoff_max_s,
+    )
     tokenizer = await asyncio.to_thread(PromptTokenizer, model)
     base = await asyncio.to_thread(BaseModelSpec.load, model)
     router = ModelRouter(
@@ -68,7 +76,10 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
         db=db,
         store=store,
         engine=engine,
+        max_loras=settings.engine.max_loras,
+        warm_retry_max_s=settings.engine.warm_retry_max_s,
     )
+    engine.on_ready(router.on_engine_ready)
     await router.refresh()
 
     def insert_batch(records: Sequence[dict[str, Any]]) -> None:
@@ -76,11 +87,13 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
 
     log_settings = settings.traffic_log
     drain = LogDrain(
-        Spool(settings.spool_dir, fsync=log_settings.spool_fsync),
+        Spool(settings.spool_dir, fsync=log_settings.spool_fsync),  # refuses a folder another process holds
         insert_batch,
         batch_size=log_settings.batch_size,
         interval_s=log_settings.flush_interval_s,
         retry_max_s=log_settings.retry_max_s,
+        max_field_chars=log_settings.max_field_chars,
+        probe=partial(probe_log_insert, engine=db),
     )
     admission = AdmissionController(
         settings.server.max_queued_requests, retry_after_s=settings.server.retry_after_s
@@ -92,17 +105,28 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
             sequences_in_flight=lambda: admission.in_flight,
             spool_alert_bytes=settings.monitoring.spool_alert_bytes,
             rows_dropped=lambda: drain.dropped,
-        )
+            rows_dead_lettered=lambda: drain.dead_lettered,
+            registry_lagging_versions=lambda: len(router.lagging),
+        ),
+        also_render=(REGISTRY,),  # vLLM's own vllm:* gauges (stat logging is on)
     )
 
-    def log(row: dict[str, Any]) -> None:
-        drain.record(row)  # durable first: the metric must never count a row the log lacks
+    def log(row: dict[str, Any]) -> asyncio.Future[None]:
+        # Handed to the drain first (it never loses a row uncounted), then counted. The future
+        # resolves once the row is on the spool: await it before the response's last byte.
+        appended = drain.record(row)
         metrics.observe(row)
+        return appended
 
     generation = GenerationService(engine=engine, admission=admission, tracker=router, log=log)
     return Services(
         settings=settings,
-        auth=AuthService(db=db, admin_key=settings.resolve_admin_key(), settings=settings.auth),
+        auth=AuthService(
+            db=db,
+            admin_key=settings.resolve_admin_key(),
+            metrics_token=settings.resolve_metrics_token(),
+            settings=settings.auth,
+        ),
         db=db,
         store=store,
         engine=engine,
@@ -112,8 +136,8 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
         metrics=metrics,
         chat=ChatService(generation=generation, router=router, tokenizer=tokenizer),
         completions=CompletionService(generation=generation, router=router, tokenizer=tokenizer),
-        feedback=FeedbackService(db=db, drain=drain),
-        traffic=TrafficLogService(db=db, drain=drain),
+        feedback=FeedbackService(db=db, drain=drain, read_wait_s=log_settings.read_wait_s),
+        traffic=TrafficLogService(db=db, drain=drain, read_wait_s=log_settings.read_wait_s),
         registry=RegistryService(
             db=db,
             store=store,
@@ -135,10 +159,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services.router.start_watching(services.settings.registry.poll_interval_s)
 
     # The engine loads in the background: /health answers at once, /ready once it is loaded.
+    # The supervisor keeps restarting it if it dies, and tells the router each time it is up.
     async def start_engine() -> None:
         started = time.perf_counter()
         await services.engine.start()
-        await services.router.on_engine_ready()
         # The startup heap (torch, transformers, vLLM) is long-lived: freezing it keeps the
         # cyclic GC from walking it on every oldest-generation collection, pauses that showed
         # as TTFT tail latency. vLLM's own API server does the same.
@@ -156,6 +180,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.router.stop()
         await services.drain.stop()
         await services.engine.shutdown()
+        services.chat.tokenizer.close()
         services.metrics.shutdown()
         services.db.dispose()
 

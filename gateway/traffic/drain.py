@@ -54,9 +54,13 @@ class LogDrain:
         max_field_chars: int = DEFAULT_MAX_FIELD_CHARS,
         max_unspooled: int = 10_000,
         max_indexed: int = 100_000,
+        probe: Callable[[], None] | None = None,
     ) -> None:
         self.spool = spool
         self._insert_batch = insert_batch
+        # Inserts a known-good row and rolls it back: tells "this row is bad" from "every row
+        # would fail" (a missing table, a read-only database), which must be retried, not discarded.
+        self._probe = probe
         self.batch_size = batch_size
         self.interval_s = interval_s
         self.retry_max_s = retry_max_s
@@ -223,6 +227,8 @@ class LogDrain:
             if is_connection_error(exc):
                 raise  # the database is away, not the rows at fault: retry the whole batch later
             if len(records) == 1:
+                if self._probe is not None:
+                    await asyncio.to_thread(self._probe)  # raises (and the batch is retried) if systemic
                 await self._dead_letter(records[0], exc)
                 return
             middle = len(records) // 2

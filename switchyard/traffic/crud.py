@@ -30,6 +30,17 @@ def insert_logs_idempotent(*, engine: Engine, records: Sequence[dict[str, Any]])
         connection.execute(statement, rows)
 
 
+PROBE_ROW = {"id": "probe", "endpoint": "probe", "model": "probe", "params": {}, "status": 0}
+
+
+def probe_log_insert(*, engine: Engine) -> None:
+    """Insert a minimal row and roll it back; raises if the database would refuse any row."""
+    row = RequestLogBase.model_validate(PROBE_ROW).model_dump()
+    with engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(RequestLog.__table__.insert(), [row])  # type: ignore[attr-defined]
+        transaction.rollback()
+
+
 def get_log(*, session: Session, request_id: str) -> RequestLog | None:
     return session.get(RequestLog, request_id)
 

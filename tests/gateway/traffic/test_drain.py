@@ -18,7 +18,8 @@ from gateway.traffic.drain import LogDrain
 from gateway.traffic.pending import PendingIndex
 from gateway.traffic.spool import Spool
 from switchyard.db import make_engine
-from switchyard.traffic.crud import insert_logs_idempotent
+from switchyard.schema import create_all_tables
+from switchyard.traffic.crud import insert_logs_idempotent, probe_log_insert
 from switchyard.traffic.models import RequestLog
 from tests.gateway.traffic.factories import UNREACHABLE, count, row, stored_ids
 from tests.utils.db import postgres_engine
@@ -183,3 +184,26 @@ def test_the_pending_index_is_bounded_and_forgets_stored_rows() -> None:
     assert len(index) == 3 and index.get("r1") is None and index.get("r4") == 40
     index.forget_before(35)  # stored up to here
     assert len(index) == 1 and index.get("r3") is None and index.get("r4") == 40
+
+
+async def test_a_database_that_refuses_every_row_is_retried_not_dead_lettered(tmp_path: Path) -> None:
+    """A missing table fails each row alone too; the probe tells that apart from one bad row."""
+    db = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables yet: every insert fails
+    drain = LogDrain(
+        Spool(tmp_path / "spool"),
+        lambda records: insert_logs_idempotent(engine=db, records=records),
+        batch_size=4,
+        interval_s=0.01,
+        retry_max_s=0.05,
+        probe=lambda: probe_log_insert(engine=db),
+    )
+    for i in range(3):
+        await drain.record(row(i))
+    with pytest.raises(Exception, match="no such table"):
+        await drain.drain_once()
+    assert dead_letters(drain) == [] and drain.dead_lettered == 0 and drain.spool.backlog_bytes > 0
+    create_all_tables(db)  # the operator fixes the database: nothing was lost
+    await drain.flush()
+    assert count(db) == 3
+    await drain.stop()
+    db.dispose()

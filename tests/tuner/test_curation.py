@@ -15,9 +15,18 @@ from tuner.curation import CurationPolicy, curate
 from tuner.snapshots import load_snapshot, write_snapshot
 
 
-def log(request_id: str, *, adapter: str = "bot", output: str | None = "served", status: int = 200, content=True):  # type: ignore[no-untyped-def]
+def log(  # type: ignore[no-untyped-def]
+    request_id: str,
+    *,
+    adapter: str = "bot",
+    output: str | None = "served",
+    status: int = 200,
+    content=True,
+    tenant=None,
+):
     return {
         "id": request_id,
+        "tenant": tenant,
         "created_at": datetime.now(UTC).isoformat(),
         "endpoint": "chat.completions",
         "model": adapter,
@@ -42,6 +51,8 @@ def logged(db: Engine) -> Engine:
             log("private", content=False),
             log("failed", status=503),
             log("other", adapter="other-bot"),
+            log("acme-good", tenant="acme"),
+            log("user-corrected"),
         ],
     )
     with Session(db) as session:
@@ -54,6 +65,7 @@ def logged(db: Engine) -> Engine:
             ("private", 1.0, None),
             ("failed", 1.0, None),
             ("other", 1.0, None),
+            ("acme-good", 1.0, None),
         ]:
             create_feedback(
                 session=session,
@@ -61,6 +73,13 @@ def logged(db: Engine) -> Engine:
                 key_id=None,
                 reviewer=True,  # the admin: its corrections may be trained on
             )
+        # An application user's correction is kept, but it is not a label to train on.
+        create_feedback(
+            session=session,
+            feedback_in=FeedbackCreate(completion_id="user-corrected", score=-1.0, corrected_completion="my answer"),
+            key_id=7,
+            reviewer=False,
+        )
     return db
 
 
@@ -74,9 +93,18 @@ def test_curation_selects_good_and_corrected_answers(logged: Engine) -> None:
         {"role": "assistant", "content": "served"},
     ]
     assert by_id["corrected"][-1] == {"role": "assistant", "content": "the right answer"}
+    assert "user-corrected" not in by_id
     with Session(logged) as session:
         lenient = curate(session=session, policy=CurationPolicy(adapter="bot", tenant=None, min_score=0.0))
     assert {e["request_id"] for e in lenient} == {"good", "corrected", "mixed"}
+
+
+def test_curation_never_mixes_tenants(logged: Engine) -> None:
+    with Session(logged) as session:
+        acme = curate(session=session, policy=CurationPolicy(adapter="bot", tenant="acme"))
+        default = curate(session=session, policy=CurationPolicy(adapter="bot", tenant=None))
+    assert [e["request_id"] for e in acme] == ["acme-good"]
+    assert "acme-good" not in {e["request_id"] for e in default}
 
 
 def test_snapshot_round_trip_and_is_content_addressed(logged: Engine, tmp_path: Path) -> None:

@@ -6,9 +6,9 @@ import asyncio
 import gc
 import logging
 import time
-from functools import partial
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI

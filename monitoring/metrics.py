@@ -6,7 +6,7 @@ one process (tests, embedded use) never collide on the global registry.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,8 @@ class GaugeSources:
     sequences_in_flight: Callable[[], int]
     spool_alert_bytes: int
     rows_dropped: Callable[[], int] = lambda: 0
+    rows_dead_lettered: Callable[[], int] = lambda: 0
+    registry_lagging_versions: Callable[[], int] = lambda: 0
 
 
 def _gauge(read: Callable[[], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
@@ -39,7 +41,10 @@ def _gauge(read: Callable[[], float]) -> Callable[[CallbackOptions], Iterable[Ob
 
 
 class GatewayMetrics:
-    def __init__(self, gauges: GaugeSources) -> None:
+    def __init__(self, gauges: GaugeSources, *, also_render: Sequence[CollectorRegistry] = ()) -> None:
+        """``also_render``: registries exposed after Switchyard's own, e.g. prometheus_client's
+        global ``REGISTRY``, where vLLM's stat logger keeps the engine's ``vllm:*`` metrics."""
+        self._also_render = tuple(also_render)
         from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 
         self.registry = CollectorRegistry(auto_describe=True)
@@ -82,7 +87,17 @@ class GatewayMetrics:
                 gauges.rows_dropped,
                 "Traffic-log rows lost since start: the spool failed and the memory buffer was full",
             ),
+            (
+                "switchyard_log_rows_dead_lettered",
+                gauges.rows_dead_lettered,
+                "Traffic-log rows the database refused since start, kept in the spool's dead-letter file",
+            ),
             ("switchyard_sequences_in_flight", gauges.sequences_in_flight, "Sequences admitted to the engine"),
+            (
+                "switchyard_registry_lagging_versions",
+                gauges.registry_lagging_versions,
+                "Adapter versions the registry routes or pins that this replica does not serve yet",
+            ),
         ):
             meter.create_observable_gauge(name, callbacks=[_gauge(read)], description=description)
 
@@ -105,7 +120,7 @@ class GatewayMetrics:
             self._ttft.record(row["ttft_ms"] / 1000, attributes)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return b"".join(generate_latest(registry) for registry in (self.registry, *self._also_render))
 
     def shutdown(self) -> None:
         self.provider.shutdown()

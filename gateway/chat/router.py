@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from gateway.chat.protocol import ChatCompletionRequest, ChatCompletionResponse
 from gateway.chat.service import ChatService
 from gateway.deps import PrincipalDep, RequestIdDep, ServicesDep
 from gateway.errors import GENERATION_ERROR_RESPONSES
-from gateway.generation.http import GenerationStreamResponse, to_response
+from gateway.generation.http import GenerationStreamResponse, client_disconnected, to_response
 
 router = APIRouter(tags=["openai"])
 
@@ -28,5 +28,10 @@ async def create_chat_completion(
     principal: PrincipalDep,
     service: Annotated[ChatService, Depends(get_chat_service)],
     request_id: RequestIdDep,
+    request: Request,
 ) -> JSONResponse | GenerationStreamResponse:
-    return to_response(await service.create(body, principal=principal, request_id=request_id))
+    # A non-stream request whose client leaves is aborted in the engine (a stream notices on its own).
+    disconnected = client_disconnected(request)
+    return to_response(
+        await service.create(body, principal=principal, request_id=request_id, disconnected=disconnected)
+    )

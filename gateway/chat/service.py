@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from vllm.outputs import CompletionOutput
@@ -94,7 +93,7 @@ class ChatService(EndpointService[ChatCompletionRequest]):
             raise InvalidRequest("top_logprobs requires logprobs to be true", param="top_logprobs")
 
     async def prompt_token_ids(self, request: ChatCompletionRequest) -> list[int]:
-        return await asyncio.to_thread(self.tokenizer.render_chat, _template_messages(request))
+        return await self.tokenizer.render_chat_async(_template_messages(request))
 
     def max_tokens(self, request: ChatCompletionRequest) -> int | None:
         return request.max_completion_tokens or request.max_tokens

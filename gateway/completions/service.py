@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from vllm.outputs import CompletionOutput
@@ -69,7 +68,7 @@ class CompletionService(EndpointService[CompletionRequest]):
     formatter = CompletionFormatter()
 
     async def prompt_token_ids(self, request: CompletionRequest) -> list[int]:
-        return await asyncio.to_thread(self.tokenizer.encode, request.prompt)
+        return await self.tokenizer.encode_async(request.prompt)
 
     def max_tokens(self, request: CompletionRequest) -> int | None:
         return request.max_tokens

@@ -1,18 +1,23 @@
-"""vLLM's ``AsyncLLM`` in the gateway process, with LoRA enabled (the engine core is a child process)."""
+"""vLLM's ``AsyncLLM`` in the gateway process, with LoRA enabled (the engine core is a child process).
+
+One instance drives one engine life at a time: :meth:`start` builds a fresh ``AsyncLLM``
+(shutting down a dead one first), so a supervisor can restart the engine through it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, Awaitable
+from typing import TYPE_CHECKING, TypeVar
 
 from vllm import AsyncEngineArgs, SamplingParams
 from vllm.lora.request import LoRARequest
 from vllm.outputs import RequestOutput
 
-from gateway.engine.protocol import EngineClient
+from gateway.engine.protocol import AdapterLoadError, EngineClient
 from gateway.exceptions import EngineUnavailable, InvalidRequest
 from switchyard.config import EngineSettings
 
@@ -20,9 +25,19 @@ if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
 # Any valid token id will do: the warm-up request exists to load the adapter's weights.
 WARM_PROMPT = [0, 0]
+# A utility call whose engine dies never gets its answer (vLLM leaves the future pending), so
+# calls are watched for the engine's death at this interval.
+DEATH_POLL_S = 0.25
+# vLLM wraps a worker's exception as "Call to add_lora method failed: Worker failed with error
+# '<reason>', please check the stack trace above for the root cause"; the reason is what matters.
+_WORKER_FAULT = re.compile(r"Worker failed with error '(?P<reason>.*)', please check", re.DOTALL)
+_UTILITY_PREFIX = re.compile(r"^Call to \w+ method failed: ")
+# Input errors vLLM raises inside generate() (and wraps in EngineGenerateError): the request's fault.
+INPUT_ERRORS = (ValueError, TypeError, OverflowError)
 
 
 def engine_args(model: str, settings: EngineSettings) -> AsyncEngineArgs:
@@ -50,8 +65,19 @@ def engine_args(model: str, settings: EngineSettings) -> AsyncEngineArgs:
         # Without this a random-weight (or weak) model can emit whitespace inside JSON until
         # max_tokens runs out; the per-request flag alone does not prevent it.
         structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
-        disable_log_stats=True,
+        # Stats on: vLLM's PrometheusStatLogger then keeps vllm:num_requests_waiting,
+        # vllm:kv_cache_usage_perc and vllm:lora_requests_info in prometheus_client's global
+        # registry, which /metrics exposes (an inference-gateway endpoint picker scrapes them).
+        disable_log_stats=False,
     )
+
+
+def load_fault(exc: BaseException, lora: LoRARequest) -> str:
+    """The engine's reason for refusing ``lora``, without the server's file paths."""
+    text = str(exc)
+    match = _WORKER_FAULT.search(text)
+    reason = match["reason"] if match else _UTILITY_PREFIX.sub("", text)
+    return reason.replace(lora.lora_path, lora.lora_name).strip() or type(exc).__name__
 
 
 class VLLMEngineClient(EngineClient):
@@ -61,13 +87,20 @@ class VLLMEngineClient(EngineClient):
         self._engine: AsyncLLM | None = None
 
     async def start(self) -> None:
-        """Build the engine (tens of seconds) without blocking the event loop."""
+        """Build a new engine (tens of seconds) without blocking the event loop; a previous
+        (dead) one is shut down first so its processes and sockets are released."""
         from vllm.v1.engine.async_llm import AsyncLLM
 
+        await self.shutdown()
+        build = asyncio.ensure_future(asyncio.to_thread(AsyncLLM.from_engine_args, self._args))
         try:
-            self._engine = await asyncio.to_thread(AsyncLLM.from_engine_args, self._args)
+            self._engine = await asyncio.shield(build)
+        except asyncio.CancelledError:
+            # The thread cannot be stopped: shut down what it builds, or its processes outlive us.
+            build.add_done_callback(lambda done: done.cancelled() or done.exception() or done.result().shutdown())
+            raise
         except Exception:
-            logger.exception("engine failed to start")  # /ready stays 503
+            logger.exception("engine failed to start")
             raise
 
     @property
@@ -86,6 +119,7 @@ class VLLMEngineClient(EngineClient):
         request_id: str,
         lora: LoRARequest | None = None,
     ) -> AsyncGenerator[RequestOutput, None]:
+        from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
         engine = self._require()
@@ -94,38 +128,86 @@ class VLLMEngineClient(EngineClient):
                 {"prompt_token_ids": prompt_token_ids}, params, request_id, lora_request=lora
             ):
                 yield output
-        except ValueError as exc:  # vLLM's input validation (e.g. an unusable JSON schema)
-            raise InvalidRequest(str(exc)) from None
-        except (EngineDeadError, EngineGenerateError) as exc:
-            logger.error("engine failed on request %s: %s", request_id, exc)
+        except (VLLMClientError, *INPUT_ERRORS) as exc:  # vLLM's validation (e.g. an unusable JSON schema)
+            raise InvalidRequest(f"The engine refused the request: {exc}") from None
+        except EngineGenerateError as exc:
+            # generate() wraps whatever it did not expect; input errors (a seed past 64 bits
+            # fails to serialize with OverflowError) are still the request's fault, not the engine's.
+            if isinstance(exc.__cause__, INPUT_ERRORS) and not engine.errored:
+                # Raised while sending to the core, after the request was registered for
+                # outputs: vLLM does not drop it then, and it would count as unfinished forever.
+                await engine.abort(request_id)
+                raise InvalidRequest(f"The engine refused the request: {exc.__cause__}") from None
+            logger.error("engine failed on request %s: %r", request_id, exc.__cause__ or exc)
+            raise EngineUnavailable("The model engine failed while generating.") from None
+        except EngineDeadError:
+            logger.error("engine died during request %s", request_id)
             raise EngineUnavailable("The model engine failed while generating.") from None
 
     def _require(self) -> AsyncLLM:
         if self._engine is None or self._engine.errored:
-            raise EngineUnavailable("The model engine is not available; it is starting or has failed.")
+            raise EngineUnavailable("The model engine is not available; it is starting or restarting.")
         return self._engine
 
-    async def load_adapter(self, lora: LoRARequest) -> None:
+    async def _call(self, engine: AsyncLLM, call: Awaitable[T]) -> T:
+        """Await a utility call, giving up (EngineUnavailable) if the engine dies meanwhile."""
+        task = asyncio.ensure_future(call)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=DEATH_POLL_S)
+                if done:
+                    return task.result()
+                if engine.errored:
+                    raise EngineUnavailable("The model engine died during an adapter operation.")
+        finally:
+            if not task.done():
+                task.cancel()
+
+    async def load_adapter(self, lora: LoRARequest, *, warm: bool = True) -> None:
+        """``add_lora`` is a utility call: a failure in the worker comes back as an exception and
+        leaves the engine core running, unlike a bad adapter met inside a scheduled step."""
         from vllm.sampling_params import RequestOutputKind
 
         engine = self._require()
-        await engine.add_lora(lora)
-        warm = SamplingParams(max_tokens=1, temperature=0.0, output_kind=RequestOutputKind.FINAL_ONLY)
+        try:
+            await self._call(engine, engine.add_lora(lora))
+        except EngineUnavailable:
+            raise
+        except Exception as exc:
+            if engine.errored:
+                raise EngineUnavailable("The model engine died while loading an adapter.") from None
+            # Drop whatever part of it the engine registered before failing, so that no later
+            # step finds a half-loaded adapter.
+            try:
+                await self._call(engine, engine.remove_lora(lora.lora_int_id))
+            except Exception as cleanup:
+                logger.warning("could not clean up refused adapter %s: %s", lora.lora_name, cleanup)
+            raise AdapterLoadError(load_fault(exc, lora)) from None
+        if not warm:
+            return
+        params = SamplingParams(max_tokens=1, temperature=0.0, output_kind=RequestOutputKind.FINAL_ONLY)
         request_id = f"warm-{lora.lora_int_id}-{uuid.uuid4().hex[:8]}"
-        async for _ in engine.generate({"prompt_token_ids": WARM_PROMPT}, warm, request_id, lora_request=lora):
-            pass
+        try:
+            async for _ in self.generate(WARM_PROMPT, params, request_id, lora):
+                pass
+        except InvalidRequest as exc:
+            raise AdapterLoadError(str(exc)) from None
 
     async def unload_adapter(self, lora_id: int) -> None:
-        await self._require().remove_lora(lora_id)
+        engine = self._require()
+        await self._call(engine, engine.remove_lora(lora_id))
 
     async def pin_adapter(self, lora_id: int) -> None:
-        await self._require().pin_lora(lora_id)
+        engine = self._require()
+        await self._call(engine, engine.pin_lora(lora_id))
 
     async def abort(self, request_id: str) -> None:
-        if self._engine is not None:
-            await self._engine.abort(request_id)
+        engine = self._engine
+        if engine is not None and not engine.errored:
+            await engine.abort(request_id)
 
     async def shutdown(self) -> None:
-        if self._engine is not None:
-            self._engine.shutdown()
-            self._engine = None
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            # Joins the engine-core process (seconds): kept off the event loop.
+            await asyncio.to_thread(engine.shutdown)

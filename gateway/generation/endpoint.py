@@ -11,7 +11,14 @@ from gateway.engine.tokenizer import PromptTokenizer
 from gateway.generation.protocol import SamplingRequest
 from gateway.generation.record import RequestRecord
 from gateway.generation.sampling import completion_budget, sampling_params
-from gateway.generation.service import Completion, Formatter, GenerationJob, GenerationService, GenerationStream
+from gateway.generation.service import (
+    Completion,
+    Disconnected,
+    Formatter,
+    GenerationJob,
+    GenerationService,
+    GenerationStream,
+)
 from gateway.routing import ModelRouter
 
 RequestT = TypeVar("RequestT", bound=SamplingRequest)
@@ -78,23 +85,39 @@ class EndpointService(ABC, Generic[RequestT]):
         )
 
     async def create(
-        self, request: RequestT, *, principal: Principal, request_id: str
+        self,
+        request: RequestT,
+        *,
+        principal: Principal,
+        request_id: str,
+        disconnected: Disconnected | None = None,
     ) -> Completion | GenerationStream:
+        """Run ``request``. ``disconnected`` (see :func:`gateway.generation.http.client_disconnected`)
+        lets a non-stream request be aborted in the engine when its client leaves."""
         record = self._record(request, principal, request_id)
 
         async def prepare() -> GenerationJob:
             self.check(request)
+            # From here the request counts in flight on its version, until the job is released.
             target = await self.router.resolve(request.model, principal, user=request.user)
             record.target = target
-            prompt = await self.prompt_token_ids(request)
-            budget = completion_budget(
-                requested=self.max_tokens(request),
-                prompt_tokens=len(prompt),
-                max_model_len=self.generation.engine.max_model_len,
-                prompt_param=self.content_field,
-            )
-            params = sampling_params(request, max_tokens=budget, logprobs=self.logprobs(request), stream=request.stream)
+            try:
+                prompt = await self.prompt_token_ids(request)
+                budget = completion_budget(
+                    requested=self.max_tokens(request),
+                    prompt_tokens=len(prompt),
+                    max_model_len=self.generation.engine.max_model_len,
+                    prompt_param=self.content_field,
+                )
+                params = sampling_params(
+                    request, max_tokens=budget, logprobs=self.logprobs(request), stream=request.stream
+                )
+            except BaseException:
+                self.router.leave(target)
+                raise
             include_usage = bool(request.stream and request.stream_options and request.stream_options.include_usage)
             return GenerationJob(record, target, prompt, params, include_usage=include_usage)
 
-        return await self.generation.execute(record, prepare, self.formatter, stream=request.stream)
+        return await self.generation.execute(
+            record, prepare, self.formatter, stream=request.stream, disconnected=disconnected
+        )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from gateway.generation.service import Completion, GenerationStream
+from gateway.generation.service import Completion, Disconnected, GenerationStream
 from gateway.routing import RouteTarget
 
 ADAPTER_VERSION_HEADER = "x-switchyard-adapter-version"
@@ -16,6 +17,18 @@ def version_headers(target: RouteTarget) -> dict[str, str]:
     if target.version is None:
         return {}
     return {ADAPTER_VERSION_HEADER: target.version.qualified_name}
+
+
+def client_disconnected(request: Request) -> Disconnected:
+    """An awaitable that returns once the client has closed its connection (vLLM's server
+    listens the same way). The body has been read by then, so the only message left on the
+    ASGI receive channel is ``http.disconnect``."""
+
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
 
 
 class GenerationStreamResponse(StreamingResponse):

@@ -6,10 +6,11 @@ everything else (admission, engine errors, client disconnects, usage, the log ro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vllm import SamplingParams
@@ -18,13 +19,22 @@ from vllm.outputs import CompletionOutput, RequestOutput
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
 from gateway.errors import error_payload
+from gateway.exceptions import GatewayError
 from gateway.generation.protocol import Usage
 from gateway.generation.record import RequestRecord
 from gateway.routing import RouteTarget
 
 logger = logging.getLogger(__name__)
 DONE = "data: [DONE]\n\n"
-LogSink = Callable[[dict[str, Any]], None]
+LogSink = Callable[[dict[str, Any]], Awaitable[None] | None]
+"""Takes a finished request's row; what it returns resolves once the row is durable."""
+Disconnected = Callable[[], Awaitable[None]]
+"""Returns when the client has gone away (see :func:`gateway.generation.http.client_disconnected`)."""
+
+
+class ClientDisconnected(GatewayError):
+    """The client left before its non-stream answer was ready: the engine request was aborted
+    and the row logged with 499. Nobody reads the response this raises."""
 
 
 @dataclass
@@ -34,6 +44,10 @@ class GenerationJob:
     prompt_token_ids: list[int]
     params: SamplingParams
     include_usage: bool = False
+    admitted: bool = field(default=False, init=False)
+    """Holds ``params.n`` admission slots."""
+    done: bool = field(default=False, init=False)
+    """Its version is no longer counted in flight."""
 
     @property
     def request_id(self) -> str:
@@ -47,9 +61,8 @@ class GenerationJob:
 
 
 class InFlightTracker(Protocol):
-    """Counts requests per adapter version (the hot-swap protocol unloads only idle versions)."""
-
-    def enter(self, target: RouteTarget) -> None: ...
+    """Counts requests per adapter version (the hot-swap protocol unloads only idle versions).
+    Routing counts a request in when it resolves its version; the job counts it out, once."""
 
     def leave(self, target: RouteTarget) -> None: ...
 
@@ -144,7 +157,7 @@ class GenerationStream:
             # Closing our generator does not close vLLM's inner one at once (``async for`` never
             # calls ``aclose``), so the engine is told explicitly to free the sequence now.
             await self._service.engine.abort(self.job.request_id)
-        self._service.log(self.job.record.to_row())
+        await self._service.write_log(self.job.record)
 
 
 class GenerationService:
@@ -157,16 +170,31 @@ class GenerationService:
         self.log = log
 
     def admit(self, job: GenerationJob) -> None:
-        self.admission.acquire(job.params.n)
-        self.tracker.enter(job.target)
+        try:
+            self.admission.acquire(job.params.n)
+        except BaseException:
+            self.release(job)
+            raise
+        job.admitted = True
 
     def release(self, job: GenerationJob) -> None:
-        self.admission.release(job.params.n)
-        self.tracker.leave(job.target)
+        """Give back the admission slots and the version's in-flight count (idempotent)."""
+        if job.admitted:
+            job.admitted = False
+            self.admission.release(job.params.n)
+        if not job.done:
+            job.done = True
+            self.tracker.leave(job.target)
 
-    def log_failure(self, record: RequestRecord, exc: BaseException) -> None:
+    async def write_log(self, record: RequestRecord) -> None:
+        """Log the row and wait until it is durable: a client that got its answer has its row."""
+        appended = self.log(record.to_row())
+        if appended is not None:
+            await asyncio.shield(appended)  # the append goes on even if this request is cancelled
+
+    async def log_failure(self, record: RequestRecord, exc: BaseException) -> None:
         record.fail(exc)
-        self.log(record.to_row())
+        await self.write_log(record)
 
     async def execute(
         self,
@@ -175,29 +203,61 @@ class GenerationService:
         formatter: Formatter,
         *,
         stream: bool,
+        disconnected: Disconnected | None = None,
     ) -> Completion | GenerationStream:
-        """Prepare the job (routing, prompt, parameters), then run it; every outcome is logged."""
+        """Prepare the job (routing, prompt, parameters), then run it; every outcome is logged.
+        ``prepare`` releases what it resolved if it fails; from the job on, this service does."""
         try:
             job = await prepare()
         except BaseException as exc:
-            self.log_failure(record, exc)
+            await self.log_failure(record, exc)
             raise
         if stream:
             return await self.open_stream(job, formatter)
-        return await self.complete(job, formatter)
+        return await self.complete(job, formatter, disconnected=disconnected)
 
     def _generate(self, job: GenerationJob) -> AsyncGenerator[RequestOutput, None]:
         job.record.prompt_tokens = len(job.prompt_token_ids)
         return self.engine.generate(job.prompt_token_ids, job.params, job.request_id, job.target.lora_request)
 
-    async def complete(self, job: GenerationJob, formatter: Formatter) -> Completion:
+    async def _final(self, job: GenerationJob) -> RequestOutput | None:
+        final: RequestOutput | None = None
+        async for output in self._generate(job):
+            final = output  # FINAL_ONLY: the one output is the whole answer
+        return final
+
+    async def _final_unless_disconnected(self, job: GenerationJob, disconnected: Disconnected) -> RequestOutput | None:
+        """vLLM's server does the same: a client that leaves must not keep its sequence in the
+        engine until ``max_tokens`` (nothing else would stop a non-stream request)."""
+        generation = asyncio.ensure_future(self._final(job))
+        watcher = asyncio.ensure_future(disconnected())
+        try:
+            await asyncio.wait({generation, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # this handler itself was cancelled
+            generation.cancel()
+            raise
+        finally:
+            watcher.cancel()
+        if generation.done():
+            return generation.result()
+        # Cancelling the generator makes vLLM abort the request; the explicit abort says so
+        # plainly and costs nothing if it is already gone.
+        generation.cancel()
+        await asyncio.gather(generation, return_exceptions=True)
+        await self.engine.abort(job.request_id)
+        raise ClientDisconnected("The client closed the connection before the answer was ready.")
+
+    async def complete(
+        self, job: GenerationJob, formatter: Formatter, *, disconnected: Disconnected | None = None
+    ) -> Completion:
         record = job.record
         try:
             self.admit(job)
             try:
-                final: RequestOutput | None = None
-                async for output in self._generate(job):
-                    final = output  # FINAL_ONLY: the one output is the whole answer
+                if disconnected is None:
+                    final = await self._final(job)
+                else:
+                    final = await self._final_unless_disconnected(job, disconnected)
             finally:
                 self.release(job)
             assert final is not None
@@ -205,11 +265,14 @@ class GenerationService:
             for output in outputs:
                 record.on_tokens(output.index, output.text, len(output.token_ids), output.finish_reason)
             body = formatter.final(job, outputs)
+        except ClientDisconnected:
+            await self.log_failure(record, asyncio.CancelledError())  # logged as 499, client closed
+            raise
         except BaseException as exc:
-            self.log_failure(record, exc)
+            await self.log_failure(record, exc)
             raise
         record.succeed()
-        self.log(record.to_row())
+        await self.write_log(record)
         return Completion(body=body, target=job.target)
 
     async def open_stream(self, job: GenerationJob, formatter: Formatter) -> GenerationStream:
@@ -218,13 +281,13 @@ class GenerationService:
         try:
             self.admit(job)
         except BaseException as exc:
-            self.log_failure(job.record, exc)
+            await self.log_failure(job.record, exc)
             raise
         outputs = self._generate(job)
         try:
             first = await anext(outputs)
         except BaseException as exc:
             self.release(job)
-            self.log_failure(job.record, exc)
+            await self.log_failure(job.record, exc)
             raise
         return GenerationStream(self, job, formatter, outputs, first)

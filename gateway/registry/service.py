@@ -1,4 +1,12 @@
-"""Registry operations as the admin API runs them: the engine is warmed before an alias moves."""
+"""Registry operations as the admin API runs them.
+
+The engine is the last judge of an adapter: validation mirrors what vLLM accepts, but only
+loading it proves it. So every imported version is loaded into the engine before the import
+answers, and one the engine refuses is *rejected* (the reason goes to its audit trail, the files
+stay for inspection, its number is never reused) and the API answers 400 ``invalid_adapter``
+naming the fault. A version is loaded and warmed before an alias moves to it, and unloaded
+before its files are deleted.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +24,28 @@ from adapters import lifecycle
 from adapters.base_model import BaseModelSpec
 from adapters.errors import AdapterConflict, InvalidAdapter
 from adapters.importer import import_version
-from adapters.models import AdapterDetail, AdaptersPublic, AdapterVersionPublic
-from adapters.registry import describe, get_servable, list_adapters, require_adapter, version_by_id
+from adapters.models import (
+    AdapterDetail,
+    AdapterEventPublic,
+    AdapterEventsPublic,
+    AdaptersPublic,
+    AdapterVersion,
+    AdapterVersionPublic,
+    VersionStatus,
+)
+from adapters.registry import (
+    describe,
+    get_servable,
+    list_adapters,
+    list_events,
+    require_adapter,
+    require_version,
+    version_by_id,
+)
 from adapters.sources import HUB_SCHEME, AdapterSource, ArchiveSource, source_from_uri
 from adapters.store import ArtifactStore
 from adapters.validation import EngineLimits
+from gateway.engine.protocol import AdapterLoadError
 from gateway.exceptions import EngineUnavailable
 from gateway.routing import ModelRouter
 from switchyard.db import session_scope
@@ -58,10 +83,19 @@ class RegistryService:
 
         return await asyncio.to_thread(run)
 
+    def _routable(self, session: Session, name: str, version: int) -> AdapterVersion:
+        """The lifecycle's preconditions for routing traffic to ``name@version``, checked before
+        the engine does any work (a rejected version is a conflict, not a missing model)."""
+        row = require_version(session=session, adapter=require_adapter(session=session, name=name), version=version)
+        if row.status == VersionStatus.rejected:
+            raise AdapterConflict(f"{name}@{version} was rejected and cannot be routed", param="version")
+        return row
+
     async def _warm(self, name: str, version: int) -> None:
-        """Load ``name@version`` into the engine before any alias points at it."""
+        """Load and warm ``name@version`` before any alias points at it."""
+        await self._in_session(lambda s: self._routable(s, name, version))
         if not self._engine_ready():
-            return  # the engine loads it on first use once it is up
+            return  # the engine loads (and checks) it once it is up, before routing to it
         servable = await self._in_session(
             lambda s: get_servable(
                 session=s, store=self._store, name=name, version=version, base_fingerprint=self._base.fingerprint
@@ -69,9 +103,36 @@ class RegistryService:
         )
         try:
             await self._router.preload(servable)
+        except AdapterLoadError as exc:
+            raise InvalidAdapter(
+                f"The engine could not load {name}@{version}: {exc.reason}; the alias was not moved.", param="version"
+            ) from None
+        except EngineUnavailable:
+            raise
         except Exception as exc:
             logger.exception("could not load %s@%d", name, version)
             raise EngineUnavailable(f"The engine could not load {name}@{version}; the alias was not moved.") from exc
+
+    async def _check_loads(self, row: AdapterVersionPublic, name: str) -> None:
+        """Load a new version once, so a fault the engine finds rejects it now instead of killing
+        the engine on its first request. With no engine running the check waits for first use
+        (routing loads every version before admitting a request to it)."""
+        if not self._engine_ready():
+            return
+        servable = await self._in_session(
+            lambda s: get_servable(
+                session=s, store=self._store, name=name, version=row.version, base_fingerprint=self._base.fingerprint
+            )
+        )
+        try:
+            await self._router.preload(servable, warm=False)
+        except AdapterLoadError as exc:
+            reason = f"the engine could not load it: {exc.reason}"
+            await self._in_session(lambda s: lifecycle.reject(session=s, name=name, version=row.version, reason=reason))
+            await self._router.refresh()
+            raise InvalidAdapter(f"{name}@{row.version} was rejected: {reason}", param="source") from None
+        except EngineUnavailable:
+            logger.warning("the engine went away while checking %s@%d; it is checked on first use", name, row.version)
 
     async def _detail(self, name: str) -> AdapterDetail:
         return await self._in_session(
@@ -101,6 +162,7 @@ class RegistryService:
             base=self._base,
             limits=self._limits,
             scratch_dir=scratch,
+            reserved_names=frozenset({self._router.base_model_name}),
             **metadata,
         )
         return AdapterVersionPublic.model_validate(version)
@@ -124,7 +186,9 @@ class RegistryService:
     async def import_from(self, name: str, uri: str, **metadata: Any) -> AdapterVersionPublic:
         """Register ``uri`` (an import-root path or ``hf://``) as a new candidate version."""
         source = await asyncio.to_thread(self._source, uri)
-        return await self._in_session(lambda s: self._import(s, name, source, self._scratch, **metadata))
+        row = await self._in_session(lambda s: self._import(s, name, source, self._scratch, **metadata))
+        await self._check_loads(row, name)
+        return row
 
     async def import_upload(self, name: str, filename: str, upload: BinaryIO, **metadata: Any) -> AdapterVersionPublic:
         """Register an uploaded ``.tar.gz``/``.zip``; the archive never leaves the scratch folder."""
@@ -145,7 +209,9 @@ class RegistryService:
                 source = ArchiveSource(archive, max_bytes=self._limits.max_adapter_bytes, label=Path(filename).name)
                 return self._import(session, name, source, Path(tmp), **metadata)
 
-        return await self._in_session(work)
+        row = await self._in_session(work)
+        await self._check_loads(row, name)
+        return row
 
     async def promote(self, name: str, version: int) -> AdapterDetail:
         await self._warm(name, version)
@@ -159,6 +225,8 @@ class RegistryService:
             row = version_by_id(session=session, version_id=adapter.previous_version_id)
             if row is None:
                 raise AdapterConflict(f"adapter {name!r} has no previous version to roll back to", param="name")
+            if row.status == VersionStatus.rejected:
+                raise AdapterConflict(f"{name}@{row.version} was rejected; promote another version", param="name")
             return row.version
 
         await self._warm(name, await self._in_session(previous))
@@ -185,9 +253,44 @@ class RegistryService:
         await self._router.refresh()
         return row
 
-    async def delete(self, name: str, version: int) -> None:
-        version_id = await self._in_session(
-            lambda s: lifecycle.delete_version(session=s, store=self._store, name=name, version=version)
+    async def reject(self, name: str, version: int, reason: str) -> AdapterVersionPublic:
+        row = await self._in_session(
+            lambda s: AdapterVersionPublic.model_validate(
+                lifecycle.reject(session=s, name=name, version=version, reason=reason)
+            )
         )
         await self._router.refresh()
-        await self._router.unload_when_idle(version_id)
+        return row
+
+    async def events(self, name: str, *, offset: int = 0, limit: int = 100) -> AdapterEventsPublic:
+        def work(session: Session) -> AdapterEventsPublic:
+            rows, count = list_events(
+                session=session, adapter=require_adapter(session=session, name=name), offset=offset, limit=limit
+            )
+            return AdapterEventsPublic(data=[AdapterEventPublic.model_validate(e) for e in rows], count=count)
+
+        return await self._in_session(work)
+
+    async def delete(self, name: str, version: int) -> None:
+        """Delete ``name@version`` (not the active one). Its files go only after this engine has
+        unloaded it: new requests for it are refused at once, the ones running finish first."""
+
+        def deletable(session: Session) -> int:
+            adapter = require_adapter(session=session, name=name)
+            row = require_version(session=session, adapter=adapter, version=version)
+            if row.id == adapter.active_version_id:  # checked again, under lock, by the lifecycle
+                raise AdapterConflict(f"{name}@{version} is active; promote another version first", param="version")
+            assert row.id is not None
+            return row.id
+
+        version_id = await self._in_session(deletable)
+        try:
+            await self._router.withdraw(version_id)
+            await self._in_session(
+                lambda s: lifecycle.delete_version(session=s, store=self._store, name=name, version=version)
+            )
+        except BaseException:
+            self._router.restore(version_id)
+            raise
+        self._router.forget(version_id)
+        await self._router.refresh()

@@ -8,6 +8,7 @@ and check the log row, the metrics and both endpoints without paying for an engi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -33,7 +34,8 @@ class FailingEngine(EngineClient):
         self.ready = ready
 
     async def start(self) -> None:
-        return None
+        if not self.ready:
+            await asyncio.Event().wait()  # a first start that never ends
 
     @property
     def is_ready(self) -> bool:
@@ -50,7 +52,7 @@ class FailingEngine(EngineClient):
     async def abort(self, request_id: str) -> None:
         return None
 
-    async def load_adapter(self, lora) -> None:  # type: ignore[no-untyped-def]
+    async def load_adapter(self, lora, *, warm: bool = True) -> None:  # type: ignore[no-untyped-def]
         raise self.error
 
     async def unload_adapter(self, lora_id: int) -> None:
@@ -136,34 +138,73 @@ def test_metrics_count_requests_and_expose_spool_backlog(app_with) -> None:  # t
     assert "switchyard_log_spool_backlog_bytes" in text and "switchyard_log_spool_alert 0.0" in text
 
 
+def _engine_cores(server_pid: int) -> list:  # type: ignore[type-arg]
+    import psutil
+
+    children = psutil.Process(server_pid).children(recursive=True)
+    return [p for p in children if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()]
+
+
 @pytest.mark.slow
-def test_real_engine_death_is_503_and_logged(demo_model: Path, tmp_path: Path) -> None:
-    """Kill vLLM's engine-core process under a running gateway: requests get 503, not a hang or a 500."""
+def test_real_engine_death_is_reported_and_repaired(demo_model: Path, tmp_path: Path) -> None:
+    """Kill vLLM's engine-core process under a running gateway: /health says so (503 engine_dead),
+    requests get 503 rather than a hang or a 500, and the gateway brings a new engine up by itself,
+    with its adapters loaded and pinned again."""
+    import json
     import signal
     import time
 
     import httpx
-    import psutil
 
+    from tests.utils.adapters import good_adapter
     from tests.utils.server import RemoteGateway
 
-    server = RemoteGateway(tmp_path, env={"SWITCHYARD_BASE_MODEL": str(demo_model), "SWITCHYARD_MAX_MODEL_LEN": "512"})
+    folder = good_adapter(demo_model, tmp_path / "imports" / "crash-bot")
+    (tmp_path / "data").mkdir()
+    server = RemoteGateway(
+        tmp_path / "data",
+        env={
+            "SWITCHYARD_BASE_MODEL": str(demo_model),
+            "SWITCHYARD_ENGINE__MAX_MODEL_LEN": "512",
+            "SWITCHYARD_ENGINE__RESTART_BACKOFF_S": "0.5",
+            "SWITCHYARD_REGISTRY__IMPORT_ROOTS": json.dumps([str(tmp_path / "imports")]),
+        },
+    )
     try:
-        headers = {"Authorization": f"Bearer {server.admin_key}"}
-        url = f"{server.url}/v1/chat/completions"
-        assert httpx.post(url, json=BODY, headers=headers, timeout=60).status_code == 200
-        children = psutil.Process(server.process.pid).children(recursive=True)
-        cores = [p for p in children if "EngineCore" in " ".join(p.cmdline()) or "EngineCore" in p.name()]
-        assert cores, [p.name() for p in children]
-        for core in cores:
-            core.send_signal(signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while httpx.get(f"{server.url}/ready", timeout=5).status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert httpx.get(f"{server.url}/ready", timeout=5).status_code == 503
-        response = httpx.post(url, json=BODY, headers=headers, timeout=60)
-        assert response.status_code == 503 and response.json()["error"]["code"] == "engine_unavailable"
-        assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200  # the process itself lives on
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin_key}"}) as admin:
+            assert admin.post("/admin/adapters/crash-bot/versions", json={"source": str(folder)}).status_code == 201
+            assert admin.post("/admin/adapters/crash-bot/promote", json={"version": 1}).status_code == 200
+            assert admin.post("/admin/adapters/crash-bot/pin", json={"pinned": True}).status_code == 200
+            adapter_body = {**BODY, "model": "crash-bot"}
+            assert admin.post("/v1/chat/completions", json=BODY, timeout=60).status_code == 200
+            assert admin.post("/v1/chat/completions", json=adapter_body, timeout=60).status_code == 200
+            pid = server.process.pid
+            cores = _engine_cores(pid)
+            assert cores, "no engine-core process under the gateway"
+            for core in cores:
+                core.send_signal(signal.SIGKILL)
+
+            deadline = time.monotonic() + 20
+            while (health := admin.get("/health")).status_code == 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert health.status_code == 503 and health.json()["error"]["code"] == "engine_dead", health.text
+            assert admin.get("/ready").status_code == 503
+            refused = admin.post("/v1/chat/completions", json=BODY, timeout=60)
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "engine_unavailable"
+
+            deadline = time.monotonic() + 240  # backoff, then a full engine start (about 30 s here)
+            while admin.get("/ready").status_code != 200:
+                assert time.monotonic() < deadline, f"no new engine within 240 s:\n{server.tail()}"
+                time.sleep(0.5)
+            assert admin.get("/health").json() == {"status": "ok", "engine": "running"}
+            assert _engine_cores(pid) and {c.pid for c in _engine_cores(pid)}.isdisjoint(c.pid for c in cores)
+            assert admin.post("/v1/chat/completions", json=BODY, timeout=60).status_code == 200
+            served = admin.post("/v1/chat/completions", json=adapter_body, timeout=60)
+            assert served.status_code == 200 and served.headers["x-switchyard-adapter-version"] == "crash-bot@1"
+            deadline = time.monotonic() + 30  # re-warming runs just after the engine is up
+            while (ready := admin.get("/ready").json())["lagging"]:
+                assert time.monotonic() < deadline, ready
+                time.sleep(0.2)
     finally:
         server.stop()
-    assert sorted(logged_statuses(tmp_path)) == [200, 503]
+    assert sorted(logged_statuses(tmp_path / "data")) == [200, 200, 200, 200, 503]

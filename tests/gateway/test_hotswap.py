@@ -158,8 +158,8 @@ def test_many_adapters_on_few_slots_all_answer(
     [
         ("rank too high", {"edit": {"r": 64}}, "exceeds the engine's max_lora_rank"),
         ("unsupported module", {"edit": {"target_modules": ["embed_tokens"]}}, "unsupported target modules"),
-        ("bad name", {"name": "Bad Name"}, "invalid adapter name"),
-        ("missing folder", {"source": "/nonexistent/adapter"}, "does not exist"),
+        ("bad name", {"name": "Bad Name"}, "name: String should match pattern"),
+        ("missing folder", {"source": "nonexistent"}, "does not exist"),
         ("missing weights", {"drop": "adapter_model.safetensors"}, "adapter_model.safetensors is missing"),
     ],
 )
@@ -183,9 +183,9 @@ def test_bad_imports_are_4xx_and_change_nothing(
         (folder / request_kwargs["drop"]).unlink()
     name = request_kwargs.get("name", "support-bot")
     before = registry_snapshot(admin_http, gateway.data_dir / "adapters")
-    response = admin_http.post(
-        f"/admin/adapters/{name}/versions", json={"source": request_kwargs.get("source", str(folder))}
-    )
+    # A missing folder inside the import root (paths outside it are refused before any lookup).
+    source = str(tmp_path / request_kwargs["source"]) if "source" in request_kwargs else str(folder)
+    response = admin_http.post(f"/admin/adapters/{name}/versions", json={"source": source})
     assert response.status_code == 400, response.text
     assert message in response.json()["error"]["message"]
     assert str(gateway.data_dir) not in response.json()["error"]["message"]

@@ -61,7 +61,7 @@ def test_an_adapter_cannot_take_the_base_models_name(
 
 
 def test_server_paths_outside_the_import_roots_are_refused(gateway: RemoteGateway, admin_http: httpx.Client) -> None:
-    for source in ("/etc", str(gateway.data_dir / "adapters" / "support-bot"), "../../etc/passwd"):
+    for source in ("/etc", "/proc/self/cwd", "../../etc/passwd", "/tmp/../etc"):
         error = error_of(
             admin_http.post("/admin/adapters/root-bot/versions", json={"source": source}), 400, "invalid_adapter"
         )

@@ -1,0 +1,216 @@
+"""Which adapter versions this engine holds, which it refused, which are pinned, which are busy.
+
+Every version reaches the engine through :meth:`AdapterResidency.ensure_loaded` (vLLM's
+``add_lora``, a utility call whose failure comes back to the caller) before any request names
+it. A fault in an adapter therefore surfaces here, as :class:`AdapterLoadError`, and never
+inside a scheduled engine step, where it would kill the engine core. Refusals are remembered
+per version and retried with backoff, so a bad version costs one failed load per backoff
+period, not one per request.
+
+Loads and unloads of one version are serialized by a lock of its own (vLLM's server keeps a
+lock per LoRA name for the same reason) and are idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from vllm.lora.request import LoRARequest
+
+from adapters.registry import ServableVersion
+from gateway.engine.protocol import AdapterLoadError, EngineClient
+
+logger = logging.getLogger(__name__)
+RETRY_BASE_S = 1.0
+
+
+def lora_request(version: ServableVersion) -> LoRARequest:
+    # The version's database id is its engine slot id: two versions never share a slot.
+    return LoRARequest(lora_name=version.qualified_name, lora_int_id=version.version_id, lora_path=str(version.path))
+
+
+@dataclass
+class LoadFailure:
+    reason: str
+    attempts: int
+    retry_at: float
+    """``time.monotonic()`` before which the engine is not asked again."""
+
+
+class AdapterResidency:
+    def __init__(
+        self,
+        engine: EngineClient,
+        *,
+        max_loras: int,
+        retry_max_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        # vLLM evicts only unpinned adapters: with every slot pinned, the next other adapter
+        # finds no slot and the engine core dies ("All items are pinned"). One slot stays free.
+        self.max_pins = max(max_loras - 1, 0)
+        self._retry_max_s = retry_max_s
+        self._clock = clock
+        self._epoch = 0
+        self._loaded: dict[int, LoRARequest] = {}
+        """Loaded into the current engine at least once. vLLM may since have evicted one from
+        its caches; it then reloads the same (already proven) files by itself."""
+        self._failures: dict[int, LoadFailure] = {}
+        self._pinned: set[int] = set()
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._in_flight: Counter[int] = Counter()
+        self._idle: dict[int, asyncio.Event] = {}
+        self._withdrawn: set[int] = set()
+
+    # -- engine life ----------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """A new engine holds nothing: forget what the previous one had loaded, pinned or refused."""
+        self._epoch += 1
+        self._loaded.clear()
+        self._pinned.clear()
+        self._failures.clear()
+
+    def is_loaded(self, version_id: int) -> bool:
+        return version_id in self._loaded
+
+    def failure(self, version_id: int) -> LoadFailure | None:
+        return self._failures.get(version_id)
+
+    @property
+    def pinned(self) -> frozenset[int]:
+        return frozenset(self._pinned)
+
+    def _lock(self, version_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(version_id, asyncio.Lock())
+
+    def _refused(self, version_id: int) -> LoadFailure | None:
+        failure = self._failures.get(version_id)
+        return failure if failure is not None and self._clock() < failure.retry_at else None
+
+    async def ensure_loaded(self, version: ServableVersion, *, warm: bool = True) -> None:
+        """Load ``version`` unless this engine already has; :class:`AdapterLoadError` if it refuses
+        (now, or within the backoff of an earlier refusal)."""
+        version_id = version.version_id
+        if version_id in self._loaded:
+            return
+        if failure := self._refused(version_id):
+            raise AdapterLoadError(failure.reason)
+        async with self._lock(version_id):
+            if version_id in self._loaded:
+                return
+            if failure := self._refused(version_id):
+                raise AdapterLoadError(failure.reason)
+            epoch, lora, started = self._epoch, lora_request(version), time.perf_counter()
+            try:
+                await self._engine.load_adapter(lora, warm=warm)
+            except AdapterLoadError as exc:
+                if epoch == self._epoch:
+                    self._record_failure(version, exc.reason)
+                raise
+            if epoch == self._epoch:  # an engine restarted meanwhile holds nothing of this load
+                self._loaded[version_id] = lora
+                self._failures.pop(version_id, None)
+        elapsed_ms = (time.perf_counter() - started) * 1e3
+        logger.info("loaded %s%s in %.0f ms", version.qualified_name, " and warmed it" if warm else "", elapsed_ms)
+
+    def _record_failure(self, version: ServableVersion, reason: str) -> None:
+        previous = self._failures.get(version.version_id)
+        attempts = previous.attempts + 1 if previous else 1
+        wait = min(RETRY_BASE_S * 2 ** (attempts - 1), self._retry_max_s)
+        self._failures[version.version_id] = LoadFailure(reason, attempts, self._clock() + wait)
+        logger.warning(
+            "the engine refused %s (attempt %d, next in %.0f s): %s", version.qualified_name, attempts, wait, reason
+        )
+
+    # -- pins -----------------------------------------------------------------------------
+
+    async def apply_pins(self, desired: Sequence[ServableVersion]) -> list[ServableVersion]:
+        """Make the engine's pins exactly ``desired`` (the first :attr:`max_pins` of it); return
+        the versions that should be pinned and could not be."""
+        keep = list(desired[: self.max_pins])
+        if len(desired) > len(keep):
+            left_out = ", ".join(v.qualified_name for v in desired[len(keep) :])
+            logger.warning("%d slot(s) allow %d pin(s); not pinned: %s", self.max_pins + 1, self.max_pins, left_out)
+        wanted = {v.version_id: v for v in keep}
+        for version_id in sorted(self._pinned - wanted.keys()):
+            try:
+                await self._unpin(version_id)
+            except Exception as exc:  # the engine is going away; a new one starts with no pins
+                logger.warning("could not unpin adapter version %d: %s", version_id, exc)
+        missed = []
+        for version_id, version in wanted.items():
+            if version_id in self._pinned:
+                continue
+            try:
+                await self.ensure_loaded(version, warm=False)
+                async with self._lock(version_id):
+                    await self._engine.pin_adapter(version_id)
+                    self._pinned.add(version_id)
+            except AdapterLoadError:
+                missed.append(version)
+            except Exception as exc:
+                logger.warning("could not pin %s: %s", version.qualified_name, exc)
+                missed.append(version)
+        return missed
+
+    async def _unpin(self, version_id: int) -> None:
+        """vLLM has no unpin: removing the adapter drops its pin (in both caches), and adding it
+        back keeps it loaded, as an ordinary LRU entry, for the requests that still use it."""
+        async with self._lock(version_id):
+            await self._engine.unload_adapter(version_id)
+            self._pinned.discard(version_id)
+            lora = self._loaded.pop(version_id, None)
+            if lora is None:
+                return
+            try:
+                await self._engine.load_adapter(lora, warm=False)
+                self._loaded[version_id] = lora
+            except Exception as exc:  # it loads again on its next request
+                logger.warning("could not reload %s after unpinning it: %s", lora.lora_name, exc)
+
+    # -- requests in flight ---------------------------------------------------------------
+
+    def is_withdrawn(self, version_id: int) -> bool:
+        return version_id in self._withdrawn
+
+    def enter(self, version_id: int) -> None:
+        self._in_flight[version_id] += 1
+
+    def leave(self, version_id: int) -> None:
+        self._in_flight[version_id] -= 1
+        if self._in_flight[version_id] <= 0:
+            del self._in_flight[version_id]
+            if (idle := self._idle.pop(version_id, None)) is not None:
+                idle.set()
+
+    def in_flight(self, version_id: int) -> int:
+        return self._in_flight.get(version_id, 0)
+
+    async def withdraw(self, version_id: int) -> None:
+        """Admit no new request to ``version_id``, wait for those running, then unload it: after
+        this returns its files may be deleted."""
+        self._withdrawn.add(version_id)
+        while self.in_flight(version_id):
+            await self._idle.setdefault(version_id, asyncio.Event()).wait()
+        async with self._lock(version_id):
+            if self._engine.is_ready:
+                await self._engine.unload_adapter(version_id)
+            self._loaded.pop(version_id, None)
+            self._pinned.discard(version_id)
+
+    def restore(self, version_id: int) -> None:
+        """Undo :meth:`withdraw` (the deletion it prepared for did not happen)."""
+        self._withdrawn.discard(version_id)
+
+    def forget(self, version_id: int) -> None:
+        """The version no longer exists."""
+        self._failures.pop(version_id, None)
+        self._locks.pop(version_id, None)
+        self._withdrawn.discard(version_id)

@@ -149,8 +149,11 @@ class AdapterResidency:
             if version_id in self._pinned:
                 continue
             try:
-                await self.ensure_loaded(version, warm=False)
+                await self.ensure_loaded(version, warm=False)  # proves it loads, or records the refusal
                 async with self._lock(version_id):
+                    # Loaded once is not loaded now: vLLM may have evicted it from its CPU cache
+                    # since (LRU), and it pins only what it holds. Adding a held adapter is a no-op.
+                    await self._engine.load_adapter(lora_request(version), warm=False)
                     await self._engine.pin_adapter(version_id)
                     self._pinned.add(version_id)
             except AdapterLoadError:

@@ -135,3 +135,22 @@ def test_delete_waits_for_the_requests_using_the_version(
     remaining = [p for p in (gateway.data_dir / "adapters" / name).iterdir() if p.is_dir()]
     assert len(remaining) == 1
     assert answer(admin_client, name).choices
+
+
+def test_a_version_evicted_from_the_engines_cpu_cache_can_still_be_pinned(
+    admin_http: httpx.Client, admin_client: openai.OpenAI, demo_model: Path, tmp_path: Path, no_other_pins: None
+) -> None:
+    """Loaded once is not loaded now: vLLM pins only what its CPU cache holds (4 in the session gateway)."""
+    names = [f"evict-{i}" for i in range(6)]
+    for i, name in enumerate(names):
+        import_folder(admin_http, name, good_adapter(demo_model, tmp_path / name, seed=120 + i))
+        promote(admin_http, name, 1)
+    for name in names:  # the first one is pushed out of the CPU cache by the five after it
+        assert answer(admin_client, name).choices
+    set_pinned(admin_http, names[0], True)
+    try:
+        assert admin_http.get("/ready").json()["lagging"] == []
+        for name in names:
+            assert answer(admin_client, name).choices
+    finally:
+        set_pinned(admin_http, names[0], False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from adapters.errors import AdapterConflict, InvalidAdapter
+from adapters.exceptions import AdapterConflict, InvalidAdapter
 from adapters.models import Adapter, AdapterVersion, VersionStatus, utcnow
 from adapters.registry import (
     bump_generation,

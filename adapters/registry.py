@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from adapters.base_model import BaseModelSpec
-from adapters.errors import AdapterConflict, AdapterNotFound, ArtifactCorrupt, InvalidAdapter
+from adapters.exceptions import AdapterConflict, AdapterNotFound, ArtifactCorrupt, InvalidAdapter
 from adapters.models import (
     Adapter,
     AdapterDetail,

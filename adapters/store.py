@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
-from adapters.errors import ArtifactCorrupt
+from adapters.exceptions import ArtifactCorrupt
 from adapters.validation import CONFIG_FILE, CONTRACT_FILES, WEIGHTS_FILE, ArtifactDigest
 
 # The config goes last: a folder with a config is a complete folder.

@@ -22,7 +22,7 @@ from typing import Any
 import regex
 
 from adapters.base_model import LLAMA_PROJECTIONS, BaseModelSpec
-from adapters.errors import InvalidAdapter
+from adapters.exceptions import InvalidAdapter
 from adapters.models import NAME_PATTERN
 
 CONFIG_FILE = "adapter_config.json"

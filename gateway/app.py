@@ -29,7 +29,7 @@ from gateway.engine.protocol import EngineClient
 from gateway.engine.supervisor import SupervisedEngine
 from gateway.engine.tokenizer import PromptTokenizer
 from gateway.engine.vllm_client import VLLMEngineClient
-from gateway.errors import register_error_handlers
+from gateway.error_responses import register_error_handlers
 from gateway.feedback import router as feedback_router
 from gateway.feedback.service import FeedbackService
 from gateway.generation.service import GenerationService

@@ -1,8 +1,8 @@
-"""Domain exceptions raised by gateway services (mapped to HTTP in :mod:`gateway.errors`)."""
+"""Domain exceptions raised by gateway services (mapped to HTTP in :mod:`gateway.error_responses`)."""
 
 from __future__ import annotations
 
-from switchyard.errors import SwitchyardError
+from switchyard.exceptions import SwitchyardError
 
 
 class GatewayError(SwitchyardError):
@@ -47,3 +47,7 @@ class ServiceUnavailable(GatewayError):
 
 class EngineUnavailable(ServiceUnavailable):
     """The engine is not loaded yet, or failed."""
+
+
+class EngineDead(EngineUnavailable):
+    """The engine died and is being restarted: what ``/health`` says meanwhile."""

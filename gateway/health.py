@@ -12,16 +12,14 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from gateway.deps import ServicesDep
 from gateway.engine.protocol import EngineState
-from gateway.errors import ErrorKind, ErrorResponse, error_body
-from gateway.exceptions import EngineUnavailable
+from gateway.error_responses import ErrorResponse
+from gateway.exceptions import EngineDead, EngineUnavailable
 
 router = APIRouter(tags=["health"])
-ENGINE_DEAD = ErrorKind(503, "service_unavailable_error", "engine_dead")
 ALIVE_STATES = frozenset({EngineState.starting, EngineState.running})
 
 
@@ -40,12 +38,11 @@ class ReadyStatus(BaseModel):
 
 
 @router.get("/health", response_model=HealthStatus, responses={503: {"model": ErrorResponse}})
-async def health(services: ServicesDep) -> HealthStatus | JSONResponse:
+async def health(services: ServicesDep) -> HealthStatus:
     """The process serves HTTP and its engine is starting or running."""
     state = services.engine.state
     if state not in ALIVE_STATES:
-        message = f"The model engine is {state.value}; the gateway is restarting it."
-        return JSONResponse(error_body(message, ENGINE_DEAD), status_code=ENGINE_DEAD.status)
+        raise EngineDead(f"The model engine is {state.value}; the gateway is restarting it.")
     return HealthStatus(status="ok", engine=state)
 
 

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from gateway.deps import MetricsReaderDep, ServicesDep
-from gateway.errors import ADMIN_ERROR_RESPONSES
+from gateway.error_responses import ADMIN_ERROR_RESPONSES
 from monitoring.metrics import PROMETHEUS_CONTENT_TYPE
 
 router = APIRouter(tags=["monitoring"])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from vllm.lora.request import LoRARequest
 
-from adapters.errors import AdapterNotFound, ArtifactCorrupt
+from adapters.exceptions import AdapterNotFound, ArtifactCorrupt
 from adapters.models import VersionStatus
 from adapters.notify import listen_for_changes
 from adapters.registry import (

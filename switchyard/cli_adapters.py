@@ -16,7 +16,7 @@ from sqlmodel import Session
 from adapters import lifecycle
 from adapters.base_model import BaseModelSpec
 from adapters.config import artifact_store, engine_limits
-from adapters.errors import AdapterError
+from adapters.exceptions import AdapterError
 from adapters.importer import import_version
 from adapters.models import AdapterVersionPublic
 from adapters.registry import describe, list_adapters, list_events, require_adapter

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query
 from gateway.auth import crud
 from gateway.auth.models import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKeysPublic
 from gateway.deps import AdminDep, KeyIdPath, ServicesDep, SessionDep
-from gateway.errors import ADMIN_ERROR_RESPONSES
+from gateway.error_responses import ADMIN_ERROR_RESPONSES
 from gateway.exceptions import ResourceNotFound
 
 router = APIRouter(prefix="/admin/keys", tags=["admin"])

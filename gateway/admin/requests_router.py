@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from gateway.deps import AdminDep, RequestIdPath, ServicesDep
-from gateway.errors import ADMIN_ERROR_RESPONSES
+from gateway.error_responses import ADMIN_ERROR_RESPONSES
 from gateway.traffic.service import RequestFilters
 from switchyard.traffic.models import RequestLogPublic, RequestLogsPublic
 

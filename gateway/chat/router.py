@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from gateway.chat.protocol import ChatCompletionRequest, ChatCompletionResponse
 from gateway.chat.service import ChatService
 from gateway.deps import PrincipalDep, RequestIdDep, ServicesDep
-from gateway.errors import GENERATION_ERROR_RESPONSES
+from gateway.error_responses import GENERATION_ERROR_RESPONSES
 from gateway.generation.http import GenerationStreamResponse, client_disconnected, to_response
 
 router = APIRouter(tags=["openai"])

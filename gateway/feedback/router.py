@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gateway.deps import PrincipalDep, ServicesDep
-from gateway.errors import ERROR_RESPONSES
+from gateway.error_responses import ERROR_RESPONSES
 from switchyard.traffic.models import FeedbackCreate, FeedbackPublic
 
 router = APIRouter(tags=["feedback"])

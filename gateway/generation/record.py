@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.auth.models import Principal
-from gateway.errors import error_payload
+from gateway.error_responses import error_payload
 from gateway.routing import RouteTarget
 
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the response ended"

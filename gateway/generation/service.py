@@ -18,7 +18,7 @@ from vllm.outputs import CompletionOutput, RequestOutput
 
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
-from gateway.errors import error_payload
+from gateway.error_responses import error_payload
 from gateway.exceptions import GatewayError
 from gateway.generation.protocol import Usage
 from gateway.generation.record import RequestRecord

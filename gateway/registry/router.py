@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from adapters.models import AdapterDetail, AdapterEventsPublic, AdaptersPublic, AdapterVersionPublic
 from gateway.deps import AdapterNamePath, AdminDep, ServicesDep, VersionPath
-from gateway.errors import REGISTRY_ERROR_RESPONSES
+from gateway.error_responses import REGISTRY_ERROR_RESPONSES
 from gateway.registry.protocol import CanaryRequest, ImportAdapterRequest, PinRequest, PromoteRequest, RejectRequest
 from gateway.registry.service import RegistryService
 from switchyard.db import DB_INT_MAX

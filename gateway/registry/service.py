@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from adapters import lifecycle
 from adapters.base_model import BaseModelSpec
-from adapters.errors import AdapterConflict, InvalidAdapter
+from adapters.exceptions import AdapterConflict, InvalidAdapter
 from adapters.importer import import_version
 from adapters.models import (
     AdapterDetail,

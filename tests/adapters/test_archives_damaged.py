@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from adapters.base_model import BaseModelSpec
-from adapters.errors import InvalidAdapter
+from adapters.exceptions import InvalidAdapter
 from adapters.importer import import_version
 from adapters.models import AdapterVersion
 from adapters.sources import ArchiveSource, source_from_uri

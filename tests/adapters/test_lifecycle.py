@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from adapters import lifecycle
 from adapters.base_model import BaseModelSpec
-from adapters.errors import AdapterConflict, AdapterNotFound, InvalidAdapter
+from adapters.exceptions import AdapterConflict, AdapterNotFound, InvalidAdapter
 from adapters.models import AdapterEvent, AdapterVersion, VersionStatus
 from adapters.registry import describe, register_version, registry_generation, require_adapter, routing_table
 from adapters.store import LocalArtifactStore

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from adapters.base_model import BaseModelSpec
-from adapters.errors import AdapterConflict, AdapterNotFound, InvalidAdapter
+from adapters.exceptions import AdapterConflict, AdapterNotFound, InvalidAdapter
 from adapters.models import Adapter, AdapterVersion, VersionStatus
 from adapters.registry import get_servable, register_version, routing_table
 from adapters.store import LocalArtifactStore

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from adapters import lifecycle
 from adapters.base_model import BaseModelSpec
-from adapters.errors import AdapterConflict, AdapterNotFound, ArtifactCorrupt, InvalidAdapter
+from adapters.exceptions import AdapterConflict, AdapterNotFound, ArtifactCorrupt, InvalidAdapter
 from adapters.models import Adapter, AdapterEventPublic, AdapterVersion
 from adapters.registry import get_servable, list_events, register_version, require_adapter, routing_table
 from adapters.store import LocalArtifactStore

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import InvalidAdapter
+from adapters.exceptions import InvalidAdapter
 from adapters.sources import ArchiveSource, LocalFolderSource, source_from_uri
 from tests.utils.adapters import good_adapter
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters import store as store_module
-from adapters.errors import ArtifactCorrupt
+from adapters.exceptions import ArtifactCorrupt
 from adapters.store import SETTLE_NS, ArtifactStore, FsspecArtifactStore, LocalArtifactStore, make_store
 from adapters.validation import artifact_digest
 from tests.utils.adapters import good_adapter

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from adapters.base_model import BaseModelSpec
-from adapters.errors import InvalidAdapter
+from adapters.exceptions import InvalidAdapter
 from adapters.validation import EngineLimits, validate_adapter_dir, validate_name
 from tests.utils.adapters import edit_config, good_adapter
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from adapters.base_model import BaseModelSpec
-from adapters.errors import InvalidAdapter
+from adapters.exceptions import InvalidAdapter
 from adapters.validation import EngineLimits, validate_adapter_dir
 from tests.utils.adapters import edit_config, edit_weights, good_adapter, peft_adapter
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from gateway.errors import error_payload
+from gateway.error_responses import error_payload
 from switchyard.db import make_engine
 from tests.utils.db import POSTGRES_URL
 

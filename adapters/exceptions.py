@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from switchyard.errors import SwitchyardError
+from switchyard.exceptions import SwitchyardError
 
 
 class AdapterError(SwitchyardError):

@@ -20,10 +20,11 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.errors import AdapterConflict, AdapterNotFound, ArtifactCorrupt, InvalidAdapter
+from adapters.exceptions import AdapterConflict, AdapterNotFound, ArtifactCorrupt, InvalidAdapter
 from gateway.exceptions import (
     AuthenticationFailed,
     ContextLengthExceeded,
+    EngineDead,
     EngineUnavailable,
     InvalidRequest,
     ModelNotFound,
@@ -33,7 +34,7 @@ from gateway.exceptions import (
     ServiceUnavailable,
 )
 from switchyard.db import is_connection_error
-from switchyard.errors import SwitchyardError
+from switchyard.exceptions import SwitchyardError
 
 logger = logging.getLogger(__name__)
 MAX_REPORTED_ERRORS = 3
@@ -72,6 +73,7 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], ErrorKind], ...] = (
     (AdapterConflict, ErrorKind(409, "invalid_request_error", "conflict")),
     (QueueFull, ErrorKind(429, "rate_limit_error", "queue_full")),
     (ArtifactCorrupt, ErrorKind(503, "service_unavailable_error", "artifact_corrupt")),
+    (EngineDead, ErrorKind(503, "service_unavailable_error", "engine_dead")),
     (EngineUnavailable, ErrorKind(503, "service_unavailable_error", "engine_unavailable")),
     (ServiceUnavailable, ErrorKind(503, "service_unavailable_error", "service_unavailable")),
 )

@@ -31,8 +31,11 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from adapters.config import artifact_store  # noqa: E402
+from adapters.registry import require_adapter, version_by_id  # noqa: E402
 from switchyard.bootstrap import prepare  # noqa: E402
 from switchyard.config import Settings  # noqa: E402
+from switchyard.schema import open_database  # noqa: E402
 from tests.utils.server import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -40,6 +43,20 @@ ENGINE = {"max_model_len": 1024, "max_loras": 2, "max_cpu_loras": 4, "max_lora_r
 MODELS = ("demo-base", "support-bot", "yard-json")
 GPU_SHARE = "0.35"
 PROMPTS = ["Where is car 4412?", "Is track three open?", "When does the grain train leave tonight?"]
+
+
+def adapter_folders(settings: Settings, names: tuple[str, ...]) -> dict[str, Path]:
+    """Where the registry stored each adapter's active version (its folder name carries a digest),
+    checked against its sha256, so that `vllm serve` loads the very files the gateway serves."""
+    store = artifact_store(settings)
+    folders = {}
+    with open_database(settings.resolved_database_url) as session:
+        for name in names:
+            adapter = require_adapter(session=session, name=name)
+            version = version_by_id(session=session, version_id=adapter.active_version_id)
+            assert version is not None, f"{name} has no active version"
+            folders[name] = store.local_path(version.artifact_uri, sha256=version.sha256).resolve()
+    return folders
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -178,7 +195,7 @@ def main() -> None:
     settings = Settings(_env_file=None, data_dir=work)
     prepare(settings)
     demo = settings.demo_model_dir.resolve()
-    adapters = {name: (work / "adapters" / name / "v1").resolve() for name in MODELS[1:]}
+    adapters = adapter_folders(settings, MODELS[1:])
 
     import torch
 

@@ -107,6 +107,7 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
             rows_dropped=lambda: drain.dropped,
             rows_dead_lettered=lambda: drain.dead_lettered,
             registry_lagging_versions=lambda: len(router.lagging),
+            engine_restarts=lambda: engine.restarts,
         ),
         also_render=(REGISTRY,),  # vLLM's own vllm:* gauges (stat logging is on)
     )

@@ -290,7 +290,10 @@ class ModelRouter:
         version_id = version.version_id
         if self.residency.is_withdrawn(version_id):
             raise self._not_found(model)  # being deleted
-        self.residency.enter(version_id)
+        await self.residency.enter(version_id)  # may wait for an engine slot
+        if self.residency.is_withdrawn(version_id):  # deleted while it waited
+            self.residency.leave(version_id)
+            raise self._not_found(model)
         try:
             if self._engine.is_ready:  # otherwise generation answers 503 anyway
                 await self.residency.ensure_loaded(version, warm=False)

@@ -31,6 +31,7 @@ class GaugeSources:
     rows_dropped: Callable[[], int] = lambda: 0
     rows_dead_lettered: Callable[[], int] = lambda: 0
     registry_lagging_versions: Callable[[], int] = lambda: 0
+    engine_restarts: Callable[[], int] = lambda: 0
 
 
 def _gauge(read: Callable[[], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
@@ -98,6 +99,7 @@ class GatewayMetrics:
                 gauges.registry_lagging_versions,
                 "Adapter versions the registry routes or pins that this replica does not serve yet",
             ),
+            ("switchyard_engine_restarts", gauges.engine_restarts, "Times the engine died and was restarted"),
         ):
             meter.create_observable_gauge(name, callbacks=[_gauge(read)], description=description)
 

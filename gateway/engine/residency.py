@@ -67,6 +67,8 @@ class AdapterResidency:
         self._in_flight: Counter[int] = Counter()
         self._idle: dict[int, asyncio.Event] = {}
         self._withdrawn: set[int] = set()
+        self._max_loras = max_loras
+        self._slot_freed = asyncio.Event()
 
     # -- engine life ----------------------------------------------------------------------
 
@@ -108,12 +110,17 @@ class AdapterResidency:
             if failure := self._refused(version_id):
                 raise AdapterLoadError(failure.reason)
             epoch, lora, started = self._epoch, lora_request(version), time.perf_counter()
+            if warm:  # the warm-up is a request in the engine: it needs a slot like any other
+                await self.enter(version_id)
             try:
                 await self._engine.load_adapter(lora, warm=warm)
             except AdapterLoadError as exc:
                 if epoch == self._epoch:
                     self._record_failure(version, exc.reason)
                 raise
+            finally:
+                if warm:
+                    self.leave(version_id)
             if epoch == self._epoch:  # an engine restarted meanwhile holds nothing of this load
                 self._loaded[version_id] = lora
                 self._failures.pop(version_id, None)
@@ -183,7 +190,23 @@ class AdapterResidency:
     def is_withdrawn(self, version_id: int) -> bool:
         return version_id in self._withdrawn
 
-    def enter(self, version_id: int) -> None:
+    def _has_slot(self, version_id: int) -> bool:
+        if version_id in self._pinned or self._in_flight.get(version_id):
+            return True
+        unpinned = sum(1 for v in self._in_flight if v not in self._pinned)
+        return unpinned < self._max_loras - len(self._pinned)
+
+    async def enter(self, version_id: int) -> None:
+        """Count a request in for ``version_id``, once the engine can run it beside the others.
+
+        vLLM's scheduler puts up to ``max_loras`` different adapters in a batch without regard to
+        pins, and the LoRA manager makes room by evicting the oldest unpinned slot, even one the
+        same batch needs (the engine core then dies on a missing mapping). So no more different
+        unpinned adapters run at once than there are unpinned slots; a request for one more waits
+        until one of them has no request left."""
+        while not self._has_slot(version_id):
+            freed = self._slot_freed
+            await freed.wait()
         self._in_flight[version_id] += 1
 
     def leave(self, version_id: int) -> None:
@@ -192,6 +215,8 @@ class AdapterResidency:
             del self._in_flight[version_id]
             if (idle := self._idle.pop(version_id, None)) is not None:
                 idle.set()
+            self._slot_freed.set()
+            self._slot_freed = asyncio.Event()
 
     def in_flight(self, version_id: int) -> int:
         return self._in_flight.get(version_id, 0)

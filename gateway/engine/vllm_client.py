@@ -16,10 +16,16 @@ from typing import TYPE_CHECKING, TypeVar
 from vllm import AsyncEngineArgs, SamplingParams
 from vllm.lora.request import LoRARequest
 from vllm.outputs import RequestOutput
+from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
 from gateway.engine.protocol import AdapterLoadError, EngineClient
 from gateway.exceptions import EngineUnavailable, InvalidRequest
 from switchyard.config import EngineSettings
+
+try:  # vLLM 0.32; 0.26 (the GPU machine's release) has no such base and raises ValueError instead
+    from vllm.exceptions import VLLMClientError
+except ImportError:  # pragma: no cover - exercised on vLLM 0.26 only
+    VLLMClientError = ValueError  # type: ignore[misc, assignment]
 
 if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -119,9 +125,6 @@ class VLLMEngineClient(EngineClient):
         request_id: str,
         lora: LoRARequest | None = None,
     ) -> AsyncGenerator[RequestOutput, None]:
-        from vllm.exceptions import VLLMClientError
-        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
-
         engine = self._require()
         try:
             async for output in engine.generate(

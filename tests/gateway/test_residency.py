@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -152,5 +153,32 @@ def test_a_version_evicted_from_the_engines_cpu_cache_can_still_be_pinned(
         assert admin_http.get("/ready").json()["lagging"] == []
         for name in names:
             assert answer(admin_client, name).choices
+    finally:
+        set_pinned(admin_http, names[0], False)
+
+
+def test_a_pin_and_several_unpinned_adapters_at_once_keep_the_engine_alive(
+    gateway: RemoteGateway,
+    admin_http: httpx.Client,
+    admin_client: openai.OpenAI,
+    demo_model: Path,
+    tmp_path: Path,
+    no_other_pins: None,
+) -> None:
+    """vLLM fills a batch with up to max_loras adapters and, to make room, evicts the oldest slot
+    that is not pinned, even one the same batch needs. With one of the session gateway's two
+    slots pinned, two different unpinned adapters in one batch would kill the engine core."""
+    names = [f"slot-{i}" for i in range(3)]
+    for i, name in enumerate(names):
+        import_folder(admin_http, name, good_adapter(demo_model, tmp_path / name, seed=140 + i))
+        promote(admin_http, name, 1)
+    set_pinned(admin_http, names[0], True)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            models = [names[1], names[2]] * 4 + [names[0]] * 2
+            results = list(pool.map(lambda m: answer(admin_client, m, max_tokens=24, temperature=1.0), models))
+        assert all(r.choices for r in results)
+        assert admin_http.get("/health").json() == {"status": "ok", "engine": "running"}
+        assert "switchyard_engine_restarts 0.0" in admin_http.get("/metrics").text
     finally:
         set_pinned(admin_http, names[0], False)

@@ -84,8 +84,8 @@ async def test_a_new_engine_starts_with_nothing(engine: RecordingEngine) -> None
 async def test_withdraw_waits_for_requests_then_unloads(engine: RecordingEngine) -> None:
     residency = AdapterResidency(engine, max_loras=2, retry_max_s=30)
     await residency.ensure_loaded(version(5))
-    residency.enter(5)
-    residency.enter(5)
+    await residency.enter(5)
+    await residency.enter(5)
     withdrawn = asyncio.create_task(residency.withdraw(5))
     await asyncio.sleep(0.01)
     assert residency.is_withdrawn(5) and not withdrawn.done() and ("unload", 5) not in engine.calls
@@ -97,3 +97,21 @@ async def test_withdraw_waits_for_requests_then_unloads(engine: RecordingEngine)
     assert engine.calls[-1] == ("unload", 5) and not residency.is_loaded(5)
     residency.forget(5)
     assert not residency.is_withdrawn(5)
+
+
+async def test_no_more_unpinned_adapters_run_at_once_than_there_are_unpinned_slots(engine: RecordingEngine) -> None:
+    residency = AdapterResidency(engine, max_loras=3, retry_max_s=30)
+    assert await residency.apply_pins([version(1)]) == []  # two unpinned slots left
+    await residency.enter(1)  # pinned: never waits
+    await residency.enter(2)
+    await residency.enter(3)
+    await residency.enter(2)  # already running: shares its slot
+    third = asyncio.create_task(residency.enter(4))
+    await asyncio.sleep(0)
+    assert not third.done(), "a third unpinned adapter must wait for a slot"
+    residency.leave(2)
+    await asyncio.sleep(0)
+    assert not third.done(), "version 2 still has a request"
+    residency.leave(2)
+    await asyncio.wait_for(third, timeout=5)
+    assert residency.in_flight(4) == 1

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from adapters.exceptions import AdapterConflict, AdapterNotFound, ArtifactCorrupt, InvalidAdapter
 from gateway.exceptions import (
     AuthenticationFailed,
+    ClientDisconnected,
     ContextLengthExceeded,
     EngineDead,
     EngineUnavailable,
@@ -60,6 +61,9 @@ class ErrorKind:
     """A fixed message, for exceptions whose own text must not reach clients (it may hold a DSN)."""
 
 
+CLIENT_CLOSED = 499
+"""nginx's status for "the client went away before the response ended"."""
+
 # Most specific class first: the first isinstance match wins.
 DOMAIN_ERRORS: tuple[tuple[type[Exception], ErrorKind], ...] = (
     (ContextLengthExceeded, ErrorKind(400, "invalid_request_error", "context_length_exceeded")),
@@ -72,6 +76,7 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], ErrorKind], ...] = (
     (ResourceNotFound, ErrorKind(404, "invalid_request_error", "not_found")),
     (AdapterConflict, ErrorKind(409, "invalid_request_error", "conflict")),
     (QueueFull, ErrorKind(429, "rate_limit_error", "queue_full")),
+    (ClientDisconnected, ErrorKind(CLIENT_CLOSED, "invalid_request_error", "client_closed_request")),
     (ArtifactCorrupt, ErrorKind(503, "service_unavailable_error", "artifact_corrupt")),
     (EngineDead, ErrorKind(503, "service_unavailable_error", "engine_dead")),
     (EngineUnavailable, ErrorKind(503, "service_unavailable_error", "engine_unavailable")),

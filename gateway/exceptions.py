@@ -9,6 +9,11 @@ class GatewayError(SwitchyardError):
     """Base class of the gateway's errors."""
 
 
+class ClientDisconnected(GatewayError):
+    """The client left before its non-stream answer was ready: the engine request was aborted
+    and the row logged with 499. Nobody reads the response this raises."""
+
+
 class InvalidRequest(GatewayError):
     """The request is well-formed JSON but asks for something the gateway cannot do."""
 

@@ -255,7 +255,7 @@ class ModelRouter:
         version = next((v for v in route.versions if v.version == wanted), None) if route else None
         if version is None:
             try:
-                version = await asyncio.to_thread(self._version_from_registry, name, wanted)
+                version = await asyncio.to_thread(self._version_from_registry, name, wanted, principal)
             except AdapterNotFound:
                 raise self._not_found(model) from None
             except ArtifactCorrupt as exc:
@@ -267,14 +267,20 @@ class ModelRouter:
             raise self._not_found(model)
         return version
 
-    def _version_from_registry(self, name: str, number: int) -> ServableVersion:
+    def _version_from_registry(self, name: str, number: int, principal: Principal) -> ServableVersion:
         """Any version built for the served base, whatever its status: who may call it is decided
-        here by status and key (``get_servable`` refuses rejected versions, which evaluators may call)."""
+        here by status and key (``get_servable`` refuses rejected versions, which evaluators may call).
+        Visibility is checked on the rows, before the artifact is touched: another tenant's key
+        must learn nothing, not even that the files exist or are damaged."""
         with session_scope(self._db) as session:
             adapter = require_adapter(session=session, name=name)
             row = require_version(session=session, adapter=adapter, version=number)
             if row.base_fingerprint != self.base_fingerprint:
                 raise AdapterNotFound(f"{name}@{number} was built for another base model", param="model")
+            if not principal.may_use(adapter.name, tenant=adapter.tenant, shared=adapter.shared) or (
+                row.status not in SERVING_STATUSES and not principal.may_evaluate
+            ):
+                raise AdapterNotFound(f"{name}@{number} is not visible to this key", param="model")
             assert row.id is not None
             return ServableVersion(
                 adapter=adapter.name,

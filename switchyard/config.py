@@ -163,6 +163,53 @@ class MonitoringSettings(Section):
     generated into ``<data_dir>/metrics.key``; elsewhere it must be set."""
 
 
+PiiEntity = Literal["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "API_KEY"]
+"""What curation can redact (Presidio's entity names, plus ``API_KEY`` for secrets)."""
+
+PII_ENTITIES: tuple[PiiEntity, ...] = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IP_ADDRESS",
+    "IBAN_CODE",
+    "API_KEY",
+)
+
+
+class TunerSettings(Section):
+    """Curation of logged traffic into dataset snapshots."""
+
+    min_examples: int = Field(default=20, ge=1, le=10_000_000)
+    """Fewest curated examples worth a snapshot; with fewer, curation is skipped (not failed)."""
+
+    holdout_fraction: float = Field(default=0.15, ge=0.0, lt=1.0)
+    """Share of prompts held out for evaluation, chosen by a hash of the prompt. Changing it moves
+    prompts between the splits, so keep it fixed for an adapter."""
+
+    near_duplicate_threshold: float = Field(default=0.85, gt=0.0, le=1.0)
+    """Estimated Jaccard similarity (MinHash over character 5-grams of the prompt) at or above which
+    two prompts count as one; 1.0 removes exact copies only."""
+
+    minhash_permutations: int = Field(default=128, ge=16, le=1024)
+    """MinHash permutations: more estimate similarity more precisely, and cost more."""
+
+    redact_pii: bool = True
+    """Replace personal data and secrets in every message with ``<ENTITY_TYPE>`` before anything
+    is written."""
+
+    pii_entities: list[PiiEntity] = Field(default_factory=lambda: list(PII_ENTITIES), min_length=1)
+    """Which kinds of personal data and secrets to redact."""
+
+    max_prompt_tokens: int = Field(default=1536, ge=1, le=1_048_576)
+    """Longest prompt kept, in base-model tokens with the chat template applied."""
+
+    max_completion_tokens: int = Field(default=512, ge=1, le=1_048_576)
+    """Longest answer kept, in base-model tokens."""
+
+    snapshot_dir: Path | None = None
+    """Where dataset snapshots are written. Default: ``<data_dir>/datasets``."""
+
+
 class Settings(BaseSettings):
     """Read from ``SWITCHYARD_*`` environment variables (or a ``.env`` file)."""
 
@@ -191,6 +238,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    tuner: TunerSettings = Field(default_factory=TunerSettings)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -239,6 +287,11 @@ class Settings(BaseSettings):
             return self.engine.served_model_name
         path = Path(self.resolved_base_model)
         return path.name if path.is_dir() else self.resolved_base_model
+
+    @property
+    def snapshot_dir(self) -> Path:
+        """Where curation writes dataset snapshots."""
+        return self.tuner.snapshot_dir or self.data_dir / "datasets"
 
     @property
     def spool_dir(self) -> Path:

@@ -9,17 +9,34 @@ from datetime import UTC, datetime
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, create_engine
 
 # SQLSTATE classes that mean "not now" rather than "not this": connection exception,
 # insufficient resources (too many connections, disk full), operator intervention (shutdown).
 POSTGRES_UNAVAILABLE_CLASSES = frozenset({"08", "53", "57"})
+# SQLSTATE classes that mean "never this row": data exception, integrity constraint violation,
+# program limit exceeded (a value too large for its column).
+POSTGRES_DATA_CLASSES = frozenset({"22", "23", "54"})
 SQLITE_UNAVAILABLE_MARKERS = ("database is locked", "unable to open database", "disk I/O error", "database is full")
 
 DB_INT_MAX = 2**31 - 1
 """Largest value of an integer column (PostgreSQL ``integer``): ids and version numbers from clients
 are bounded by it, so an oversized one is a 400/404 rather than a database error."""
+
+
+def storable_text(value: str | None) -> str | None:
+    """``value`` if every database can store it, else ``ValueError`` (a 400 the client can fix,
+    rather than a refusal by PostgreSQL, a 500 it cannot): no NUL, no unpaired surrogate."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must not contain unpaired surrogates") from None
+    return value
 
 
 def utcnow() -> datetime:
@@ -75,3 +92,16 @@ def is_connection_error(exc: BaseException) -> bool:
     sqlstate = getattr(original, "sqlstate", None)
     # No SQLSTATE: the driver never got an answer from the server.
     return sqlstate is None or sqlstate[:2] in POSTGRES_UNAVAILABLE_CLASSES
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when what was sent can never be stored as it is (a value the column refuses, a
+    constraint), so retrying the same row is pointless. Anything else (a lock, a serialization
+    failure, a missing table, an outage) may pass on a later try and must be retried."""
+    if not isinstance(exc, DBAPIError):
+        # Raised while the row is built or bound, before the database sees it.
+        return isinstance(exc, ValueError | TypeError | OverflowError)
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate is not None and sqlstate[:2] in POSTGRES_DATA_CLASSES

@@ -12,9 +12,10 @@ from sqlmodel import Session, SQLModel
 import adapters.models
 import gateway.auth.models
 import switchyard.traffic.models
+import tuner.models
 from switchyard.db import make_engine, session_scope
 
-TABLE_MODULES = (adapters.models, gateway.auth.models, switchyard.traffic.models)
+TABLE_MODULES = (adapters.models, gateway.auth.models, switchyard.traffic.models, tuner.models)
 """The modules that define tables (importing them registers the tables in ``SQLModel.metadata``)."""
 
 

@@ -1,4 +1,10 @@
-"""Dataset snapshots: immutable, content-addressed ``datasets`` folders that versions point to."""
+"""Dataset snapshots: immutable, content-addressed ``datasets.DatasetDict`` folders that versions point to.
+
+A snapshot folder ``<root>/<adapter>/<id>`` holds ``data/`` (the ``DatasetDict`` with a ``train``
+and a ``holdout`` split, rows in TRL's conversational prompt-completion format) and
+``manifest.json``. It is written under a temporary name and renamed into place, so a reader never
+sees half a snapshot, and never rewritten once there.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,22 @@ import hashlib
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict, Features
+
+TRAIN_SPLIT = "train"
+HOLDOUT_SPLIT = "holdout"
+DATA_DIRNAME = "data"
+MANIFEST_FILENAME = "manifest.json"
+
+Row = dict[str, Any]
+"""``{"prompt": [messages], "completion": [{"role": "assistant", "content": ...}], "request_id": ...}``"""
 
 
 @dataclass(frozen=True)
@@ -17,37 +35,93 @@ class DatasetSnapshot:
     id: str
     """Recorded as a version's ``dataset_snapshot_id`` (lineage)."""
     path: Path
-    count: int
+    train_count: int
+    holdout_count: int
+
+    @property
+    def data_path(self) -> Path:
+        """The ``DatasetDict`` folder, as training reads it."""
+        return self.path / DATA_DIRNAME
+
+    @property
+    def count(self) -> int:
+        return self.train_count + self.holdout_count
 
 
-def write_snapshot(examples: list[dict[str, Any]], *, root: Path, adapter: str) -> DatasetSnapshot:
-    """Save ``examples`` as a Hugging Face dataset under ``root/<adapter>/<id>``. The same examples
-    always get the same id, so curating twice without new feedback makes no second snapshot."""
-    from datasets import Dataset
+def _features() -> Features:
+    from datasets import Features, List, Value
 
-    if not examples:
-        raise ValueError("no examples to snapshot")
-    digest = hashlib.sha256(json.dumps(examples, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
-    snapshot_id = f"{adapter}-{digest}"
-    target = root / adapter / snapshot_id
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=target.parent))
+    # Declared rather than inferred, so an empty hold-out split still has its columns.
+    message = {"role": Value("string"), "content": Value("string")}
+    return Features({"prompt": List(message), "completion": List(message), "request_id": Value("string")})
+
+
+def snapshot_id(*, adapter: str, tenant: str | None, train: Sequence[Row], holdout: Sequence[Row]) -> str:
+    """The same rows in the same splits for the same adapter and tenant always get the same id."""
+    content = {"adapter": adapter, "tenant": tenant, TRAIN_SPLIT: list(train), HOLDOUT_SPLIT: list(holdout)}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return f"{adapter}-{digest[:16]}"
+
+
+def _checked_folder_name(adapter: str) -> str:
+    if not adapter or adapter in {".", ".."} or Path(adapter).name != adapter or "\\" in adapter:
+        raise ValueError(f"adapter name {adapter!r} cannot be a folder name")
+    return adapter
+
+
+def write_snapshot(
+    *,
+    train: Sequence[Row],
+    holdout: Sequence[Row],
+    root: Path,
+    adapter: str,
+    tenant: str | None = None,
+    manifest: dict[str, Any] | None = None,
+) -> DatasetSnapshot:
+    """Save the splits under ``root/<adapter>/<id>``. Curating twice without new data makes no second
+    snapshot: the existing folder is returned as it is. ``manifest`` adds to ``manifest.json``."""
+    from datasets import Dataset, DatasetDict
+
+    if not train:
+        raise ValueError("no training examples to snapshot")
+    identifier = snapshot_id(adapter=adapter, tenant=tenant, train=train, holdout=holdout)
+    target = Path(root) / _checked_folder_name(adapter) / identifier
+    snapshot = DatasetSnapshot(id=identifier, path=target, train_count=len(train), holdout_count=len(holdout))
+    if target.exists():
+        return snapshot
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=target.parent))
+    try:
+        features = _features()
+        splits = {
+            TRAIN_SPLIT: Dataset.from_list(list(train), features=features),
+            HOLDOUT_SPLIT: Dataset.from_list(list(holdout), features=features),
+        }
+        DatasetDict(splits).save_to_disk(str(staging / DATA_DIRNAME))
+        record = {
+            **(manifest or {}),
+            "id": identifier,
+            "adapter": adapter,
+            "tenant": tenant,
+            "train_count": len(train),
+            "holdout_count": len(holdout),
+            "created_at": datetime.now(UTC).isoformat(),
+        }
+        (staging / MANIFEST_FILENAME).write_text(json.dumps(record, indent=2, ensure_ascii=False, default=str))
         try:
-            Dataset.from_list(examples).save_to_disk(str(staging / "data"))
-            (staging / "manifest.json").write_text(
-                json.dumps({"id": snapshot_id, "count": len(examples), "created_at": datetime.now(UTC).isoformat()})
-            )
             staging.rename(target)
-        except FileExistsError:  # another process wrote the same snapshot first
+        except OSError:
+            # Another process renamed the same snapshot into place first (a non-empty target).
+            if not target.exists():
+                raise
+    finally:
+        if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-    return DatasetSnapshot(id=snapshot_id, path=target, count=len(examples))
+    return snapshot
 
 
-def load_snapshot(path: Path):  # type: ignore[no-untyped-def]
+def load_snapshot(path: Path) -> DatasetDict:
+    """The ``train`` and ``holdout`` splits of the snapshot folder ``path``."""
     from datasets import load_from_disk
 
-    return load_from_disk(str(Path(path) / "data"))
+    return load_from_disk(str(Path(path) / DATA_DIRNAME))

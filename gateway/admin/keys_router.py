@@ -7,6 +7,7 @@ from gateway.auth.models import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, ApiKe
 from gateway.deps import AdminDep, KeyIdPath, ServicesDep, SessionDep
 from gateway.error_responses import ADMIN_ERROR_RESPONSES
 from gateway.exceptions import ResourceNotFound
+from switchyard.db import DB_INT_MAX
 
 router = APIRouter(prefix="/admin/keys", tags=["admin"])
 
@@ -21,7 +22,7 @@ def create_key(body: ApiKeyCreate, session: SessionDep, _admin: AdminDep) -> Api
 def list_keys(
     session: SessionDep,
     _admin: AdminDep,
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=DB_INT_MAX),
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> ApiKeysPublic:
     rows, count = crud.list_keys(session=session, offset=offset, limit=limit)

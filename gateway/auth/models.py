@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from pydantic import field_validator
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from switchyard.db import utcnow
+from switchyard.db import storable_text, utcnow
 
 ALL_ADAPTERS = "*"
 """In an allowlist: every adapter the key's tenant may see (its own and shared ones)."""
@@ -33,7 +34,17 @@ class ApiKeyBase(SQLModel):
 
 
 class ApiKeyCreate(ApiKeyBase):
-    pass
+    @field_validator("name", "tenant")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        return storable_text(value)
+
+    @field_validator("allowed_adapters")
+    @classmethod
+    def _storable_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            storable_text(name)
+        return value
 
 
 class ApiKey(ApiKeyBase, table=True):

@@ -26,7 +26,7 @@ from gateway.auth import crud
 from gateway.auth.models import ADMIN, Principal
 from gateway.exceptions import AuthenticationFailed, ServiceUnavailable
 from switchyard.config import AuthSettings
-from switchyard.db import session_scope
+from switchyard.db import is_connection_error, session_scope
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ class AuthService:
         try:
             principal = self._lookup(secret)
         except SQLAlchemyError as exc:
+            if not is_connection_error(exc):
+                raise  # a bug (a missing column, say) must not pass for an outage
             if entry is None or now - entry.checked_at > self._stale_s:
                 logger.error("key lookup failed and no cached answer is fresh enough: %s", exc)
                 raise ServiceUnavailable("Authentication is temporarily unavailable; retry shortly.") from None

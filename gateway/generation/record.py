@@ -8,10 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.auth.models import Principal
-from gateway.error_responses import error_payload
+from gateway.error_responses import CLIENT_CLOSED, error_payload
 from gateway.routing import RouteTarget
-
-CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the response ended"
 
 SAMPLING_KNOBS = frozenset(
     {
@@ -89,7 +87,12 @@ class RequestRecord:
     def fail(self, exc: BaseException) -> None:
         status, body = error_payload(exc) if isinstance(exc, Exception) else (CLIENT_CLOSED, None)
         self.status = status
-        self.error = body["error"]["message"] if body else "client closed the connection"
+        if body is None:
+            self.error = "client closed the connection"
+        elif self.principal.log_content:
+            self.error = body["error"]["message"]
+        else:  # engine and template messages may quote the request (a schema, a message)
+            self.error = f"{body['error']['code']} (message withheld: the key does not log content)"
 
     def to_row(self) -> dict[str, Any]:
         now = time.perf_counter()

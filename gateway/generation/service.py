@@ -19,7 +19,7 @@ from vllm.outputs import CompletionOutput, RequestOutput
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
 from gateway.error_responses import error_payload
-from gateway.exceptions import GatewayError
+from gateway.exceptions import ClientDisconnected
 from gateway.generation.protocol import Usage
 from gateway.generation.record import RequestRecord
 from gateway.routing import RouteTarget
@@ -30,11 +30,6 @@ LogSink = Callable[[dict[str, Any]], Awaitable[None] | None]
 """Takes a finished request's row; what it returns resolves once the row is durable."""
 Disconnected = Callable[[], Awaitable[None]]
 """Returns when the client has gone away (see :func:`gateway.generation.http.client_disconnected`)."""
-
-
-class ClientDisconnected(GatewayError):
-    """The client left before its non-stream answer was ready: the engine request was aborted
-    and the row logged with 499. Nobody reads the response this raises."""
 
 
 @dataclass
@@ -151,13 +146,17 @@ class GenerationStream:
         if self._closed:
             return
         self._closed = True
-        self._service.release(self.job)
-        await self._outputs.aclose()
-        if self.job.record.status != 200:
-            # Closing our generator does not close vLLM's inner one at once (``async for`` never
-            # calls ``aclose``), so the engine is told explicitly to free the sequence now.
-            await self._service.engine.abort(self.job.request_id)
-        await self._service.write_log(self.job.record)
+        try:
+            await self._outputs.aclose()
+            if self.job.record.status != 200:
+                # Closing our generator does not close vLLM's inner one at once (``async for``
+                # never calls ``aclose``), so the engine is told explicitly to free the sequence.
+                await self._service.engine.abort(self.job.request_id)
+        finally:
+            # Released only once the engine is done with the sequence: a version whose count
+            # reaches zero may be unloaded and its files deleted. Logged whatever happened.
+            self._service.release(self.job)
+            await self._service.write_log(self.job.record)
 
 
 class GenerationService:
@@ -235,6 +234,7 @@ class GenerationService:
             await asyncio.wait({generation, watcher}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:  # this handler itself was cancelled
             generation.cancel()
+            await asyncio.gather(generation, return_exceptions=True)  # out of the engine before release
             raise
         finally:
             watcher.cancel()

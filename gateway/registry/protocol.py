@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from switchyard.db import DB_INT_MAX
+from switchyard.db import DB_INT_MAX, storable_text
 
 
 class ImportAdapterRequest(BaseModel):
@@ -20,6 +21,20 @@ class ImportAdapterRequest(BaseModel):
     parent_version: int | None = Field(default=None, ge=1, le=DB_INT_MAX)
     dataset_snapshot_id: str | None = Field(default=None, max_length=128)
     metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("description", "tenant", "dataset_snapshot_id")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        return storable_text(value)
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite_json(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:  # PostgreSQL's json refuses NaN and Infinity, and so does strict JSON
+            storable_text(json.dumps(value, allow_nan=False))
+        except ValueError:
+            raise ValueError("metrics must be finite JSON without NUL characters") from None
+        return value
 
 
 class PromoteRequest(BaseModel):

@@ -4,13 +4,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
+from pydantic import AfterValidator
 
 from adapters.models import AdapterDetail, AdapterEventsPublic, AdaptersPublic, AdapterVersionPublic
 from gateway.deps import AdapterNamePath, AdminDep, ServicesDep, VersionPath
 from gateway.error_responses import REGISTRY_ERROR_RESPONSES
 from gateway.registry.protocol import CanaryRequest, ImportAdapterRequest, PinRequest, PromoteRequest, RejectRequest
 from gateway.registry.service import RegistryService
-from switchyard.db import DB_INT_MAX
+from switchyard.db import DB_INT_MAX, storable_text
 
 router = APIRouter(prefix="/admin/adapters", tags=["adapters"], responses=REGISTRY_ERROR_RESPONSES)
 
@@ -46,8 +47,8 @@ async def upload_version(
     name: AdapterNamePath,
     registry: RegistryDep,
     file: Annotated[UploadFile, File(description="A .tar.gz, .tgz, .tar or .zip of a PEFT LoRA folder")],
-    description: Annotated[str, Form(max_length=1000)] = "",
-    tenant: Annotated[str | None, Form(min_length=1, max_length=128)] = None,
+    description: Annotated[str, Form(max_length=1000), AfterValidator(storable_text)] = "",
+    tenant: Annotated[str | None, Form(min_length=1, max_length=128), AfterValidator(storable_text)] = None,
     shared: Annotated[bool, Form()] = False,
 ) -> AdapterVersionPublic:
     """Register a new candidate version from an uploaded archive (``tenant`` and ``shared`` apply

@@ -206,7 +206,9 @@ class RegistryService:
                                 f"upload is over the limit of {self._limits.max_adapter_bytes} bytes", param="file"
                             )
                         out.write(block)
-                source = ArchiveSource(archive, max_bytes=self._limits.max_adapter_bytes, label=Path(filename).name)
+                # The name is recorded as the version's source: keep it storable whatever was sent.
+                label = Path(filename.replace("\x00", "")).name[:255] or "upload"
+                source = ArchiveSource(archive, max_bytes=self._limits.max_adapter_bytes, label=label)
                 return self._import(session, name, source, Path(tmp), **metadata)
 
         row = await self._in_session(work)

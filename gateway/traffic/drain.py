@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.traffic.pending import PendingIndex
 from gateway.traffic.spool import Spool
-from switchyard.db import is_connection_error
+from switchyard.db import is_data_error
 from switchyard.traffic.sanitize import sanitize_row
 
 logger = logging.getLogger(__name__)
@@ -224,8 +224,8 @@ class LogDrain:
         try:
             await asyncio.to_thread(self._insert_batch, records)
         except Exception as exc:
-            if is_connection_error(exc):
-                raise  # the database is away, not the rows at fault: retry the whole batch later
+            if not is_data_error(exc):
+                raise  # an outage, a lock, a missing table: not the rows' fault, retry the batch later
             if len(records) == 1:
                 if self._probe is not None:
                     await asyncio.to_thread(self._probe)  # raises (and the batch is retried) if systemic

@@ -27,7 +27,7 @@ class RequestFilters(BaseModel):
     status: int | None = Field(default=None, ge=100, le=599, description="HTTP status")
     since: datetime | None = Field(default=None, description="Earliest time, inclusive")
     until: datetime | None = Field(default=None, description="Latest time, exclusive")
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=DB_INT_MAX)
     limit: int = Field(default=50, ge=1, le=500)
 
 

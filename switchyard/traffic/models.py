@@ -9,18 +9,10 @@ from pydantic import field_validator
 from sqlalchemy import JSON, Column, Text
 from sqlmodel import Field, SQLModel
 
-from switchyard.db import utcnow
+from switchyard.db import storable_text, utcnow
 
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """Completion ids as the gateway makes them (``chatcmpl-<hex>``); anything else cannot be one."""
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class RequestLogBase(SQLModel):
@@ -68,10 +60,7 @@ class FeedbackCreate(FeedbackBase):
     @field_validator("label", "comment", "corrected_completion")
     @classmethod
     def _storable(cls, value: str | None) -> str | None:
-        # Refused here (a 400 the client can fix) rather than by PostgreSQL (a 500 it cannot).
-        if value is not None and ("\x00" in value or not _utf8(value)):
-            raise ValueError("text must not contain NUL characters or unpaired surrogates")
-        return value
+        return storable_text(value)
 
 
 class Feedback(FeedbackBase, table=True):

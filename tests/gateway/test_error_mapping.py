@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from gateway.error_responses import error_payload
-from switchyard.db import make_engine
+from switchyard.db import is_connection_error, is_data_error, make_engine
 from tests.utils.db import POSTGRES_URL
 
 
@@ -43,3 +43,21 @@ def test_an_unreachable_database_is_an_outage() -> None:
 def test_sqlite_syntax_error_is_not_an_outage(tmp_path) -> None:  # type: ignore[no-untyped-def]
     exc = _raised(f"sqlite:///{tmp_path / 'x.db'}", "SELEC 1")
     assert error_payload(exc)[0] == 500
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("statement", "data_error"),
+    [
+        ("SELECT 'a' || chr(0)", True),  # a value no column can hold: never retry this row
+        ("SELECT 'abc'::varchar(2)::int", True),
+        ("SELECT * FROM no_such_table", False),  # systemic: every row would fail, retry later
+    ],
+)
+def test_only_data_errors_are_a_rows_fault(statement: str, data_error: bool) -> None:
+    assert is_data_error(_raised(POSTGRES_URL, statement)) is data_error
+
+
+def test_an_outage_is_not_a_data_error() -> None:
+    exc = _raised("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1", "SELECT 1")
+    assert not is_data_error(exc) and is_connection_error(exc)

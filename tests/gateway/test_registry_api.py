@@ -81,6 +81,12 @@ def test_server_paths_outside_the_import_roots_are_refused(gateway: RemoteGatewa
         ("get", "/admin/adapters/bad%00name", None),
         ("get", "/admin/requests/chatcmpl-%00", None),
         ("get", "/admin/requests?adapter=x%00y", None),
+        ("get", f"/admin/requests?offset={HUGE}", None),
+        ("get", f"/admin/keys?offset={HUGE}", None),
+        ("post", "/admin/keys", {"name": "nul\u0000name"}),
+        ("post", "/admin/keys", {"name": "k", "tenant": "t\u0000"}),
+        ("post", "/admin/adapters/nul-bot/versions", {"source": "/x", "description": "a\u0000b"}),
+        ("post", "/admin/adapters/nan-bot/versions", {"source": "/x", "metrics": {"loss": float("nan")}}),
     ],
 )
 def test_out_of_range_ids_and_nul_bytes_are_400(

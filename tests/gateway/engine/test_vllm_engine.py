@@ -24,9 +24,9 @@ from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import AdapterLoadError
 from gateway.engine.residency import AdapterResidency
 from gateway.engine.vllm_client import VLLMEngineClient
-from gateway.exceptions import InvalidRequest
+from gateway.exceptions import ClientDisconnected, InvalidRequest
 from gateway.generation.record import RequestRecord
-from gateway.generation.service import ClientDisconnected, GenerationJob, GenerationService
+from gateway.generation.service import GenerationJob, GenerationService
 from gateway.registry.service import RegistryService
 from gateway.routing import ModelRouter, RouteTarget
 from switchyard.config import EngineSettings

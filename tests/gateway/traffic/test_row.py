@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from gateway.auth.models import Principal
-from gateway.exceptions import ModelNotFound
+from gateway.exceptions import InvalidRequest, ModelNotFound
 from gateway.generation.record import RequestRecord
 from gateway.traffic.drain import LogDrain
 from gateway.traffic.spool import Spool
@@ -118,3 +118,13 @@ async def test_overlong_text_is_cut_to_fit(tmp_path: Path, db: Engine) -> None:
     assert len(stored.model) == 256 and stored.model.endswith("…[cut]")
     assert len(stored.output or "") == 1024 and len(stored.request) == 1024
     await drain.stop()
+
+
+def test_opted_out_rows_keep_error_codes_not_messages() -> None:
+    """Engine and chat-template messages can quote the request; the code is all an opted-out row keeps."""
+    error = InvalidRequest("The engine refused the request: schema {'secret': 'yes'} is invalid")
+    opted_out, logged = record(log_content=False), record(log_content=True)
+    for row in (opted_out, logged):
+        row.fail(error)
+    assert "secret" not in opted_out.to_row()["error"] and "invalid_value" in opted_out.to_row()["error"]
+    assert "secret" in logged.to_row()["error"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import gzip
 import lzma
+import os
 import stat
 import struct
 import tarfile
@@ -21,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from adapters.exceptions import InvalidAdapter
-from adapters.validation import CONFIG_FILE, WEIGHTS_FILE
+from adapters.validation import CONFIG_FILE, CONTRACT_FILES, WEIGHTS_FILE
 
 HUB_SCHEME = "hf://"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
@@ -59,14 +60,47 @@ class AdapterSource(ABC):
 
 
 class LocalFolderSource(AdapterSource):
-    def __init__(self, path: Path) -> None:
+    """A folder on this machine. Its contract files are copied into the private workdir first,
+    and everything after (validation, hashing, the store) reads that copy: a folder changed
+    while it is imported cannot get one set of bytes validated and another stored."""
+
+    def __init__(self, path: Path, *, max_bytes: int) -> None:
         self.path = Path(path)
+        self.max_bytes = max_bytes
         self.label = str(self.path)
 
     def fetch(self, workdir: Path) -> Path:
-        if not self.path.is_dir():
-            raise InvalidAdapter(f"adapter folder {self.path.name!r} does not exist", param=self.param)
-        return self.path
+        try:
+            folder = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            raise InvalidAdapter(f"adapter folder {self.path.name!r} does not exist", param=self.param) from None
+        try:
+            copied = 0
+            for filename in CONTRACT_FILES:
+                copied += self._copy(folder, filename, workdir / filename, self.max_bytes - copied)
+        finally:
+            os.close(folder)
+        return workdir
+
+    def _copy(self, folder: int, filename: str, target: Path, budget: int) -> int:
+        try:
+            source = os.open(filename, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+        except FileNotFoundError:
+            return 0  # validation names the missing file
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise InvalidAdapter(f"{filename} is a symlink", param=self.param) from None
+            raise InvalidAdapter(f"{filename} cannot be read", param=self.param) from None
+        written = 0
+        with os.fdopen(source, "rb") as src, target.open("wb") as dst:
+            if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
+                raise InvalidAdapter(f"{filename} is not a regular file", param=self.param)
+            while block := src.read(1 << 20):
+                written += len(block)
+                if written > budget:
+                    raise InvalidAdapter(f"adapter is over the limit of {self.max_bytes} bytes", param=self.param)
+                dst.write(block)
+        return written
 
 
 class HubSource(AdapterSource):
@@ -211,4 +245,4 @@ def source_from_uri(uri: str, *, max_bytes: int) -> AdapterSource:
     path = Path(uri)
     if path.is_file() and path.name.lower().endswith(ARCHIVE_SUFFIXES):
         return ArchiveSource(path, max_bytes=max_bytes, param="source")
-    return LocalFolderSource(path)
+    return LocalFolderSource(path, max_bytes=max_bytes)

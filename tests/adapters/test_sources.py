@@ -11,6 +11,7 @@ import pytest
 
 from adapters.exceptions import InvalidAdapter
 from adapters.sources import ArchiveSource, LocalFolderSource, source_from_uri
+from adapters.validation import CONTRACT_FILES
 from tests.utils.adapters import good_adapter
 
 MAX = 10 * 1024 * 1024
@@ -101,4 +102,26 @@ def test_source_from_uri(tmp_path: Path) -> None:
     archive = source_from_uri(str(tmp_path / "x.tar.gz"), max_bytes=1234)
     assert isinstance(archive, ArchiveSource) and archive.max_bytes == 1234 and archive.param == "source"
     with pytest.raises(InvalidAdapter, match="does not exist"):
-        LocalFolderSource(tmp_path / "missing").fetch(tmp_path)
+        LocalFolderSource(tmp_path / "missing", max_bytes=MAX).fetch(tmp_path)
+
+
+def test_a_local_folder_is_copied_before_anything_reads_it(tmp_path: Path, demo_model: Path) -> None:
+    """Validation, hashing and the store all read the private copy, never the live folder."""
+    folder = good_adapter(demo_model, tmp_path / "live")
+    (folder / "notes.txt").write_text("not part of the contract")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    copy = LocalFolderSource(folder, max_bytes=MAX).fetch(workdir)
+    assert copy == workdir and sorted(p.name for p in copy.iterdir()) == sorted(CONTRACT_FILES)
+    (folder / "adapter_config.json").write_text("{}")  # changed after the fetch: the copy is not
+    assert (copy / "adapter_config.json").read_text() != "{}"
+
+
+def test_a_symlinked_contract_file_is_refused(tmp_path: Path, demo_model: Path) -> None:
+    folder = good_adapter(demo_model, tmp_path / "live")
+    (folder / "adapter_config.json").rename(tmp_path / "elsewhere.json")
+    (folder / "adapter_config.json").symlink_to(tmp_path / "elsewhere.json")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with pytest.raises(InvalidAdapter, match="symlink"):
+        LocalFolderSource(folder, max_bytes=MAX).fetch(workdir)

@@ -169,6 +169,9 @@ def register_version(
             adapter = Adapter(name=name, description=description, tenant=tenant, shared=shared)
             session.add(adapter)
             session.flush()
+        elif tenant is not None and tenant != adapter.tenant:
+            # A version belongs to its adapter's tenant; saying otherwise is a mistake to report.
+            raise AdapterConflict(f"adapter {name!r} belongs to another tenant", param="tenant")
         # Taken from the locked row and committed with the version: numbers never go back, even
         # when the newest version is deleted, so name@N never comes to mean other weights.
         number = adapter.next_version

@@ -187,8 +187,9 @@ class TunerSettings(Section):
     prompts between the splits, so keep it fixed for an adapter."""
 
     near_duplicate_threshold: float = Field(default=0.85, gt=0.0, le=1.0)
-    """Estimated Jaccard similarity (MinHash over character 5-grams of the prompt) at or above which
-    two prompts count as one; 1.0 removes exact copies only."""
+    """Jaccard similarity of two prompts' character 5-gram sets (candidates found by MinHash LSH) at
+    or above which they count as copies and only one is kept; 1.0 removes exact copies only. Prompts
+    built from one template with a different word each stay below the default."""
 
     minhash_permutations: int = Field(default=128, ge=16, le=1024)
     """MinHash permutations: more estimate similarity more precisely, and cost more."""

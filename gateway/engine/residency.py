@@ -146,12 +146,12 @@ class AdapterResidency:
             left_out = ", ".join(v.qualified_name for v in desired[len(keep) :])
             logger.warning("%d slot(s) allow %d pin(s); not pinned: %s", self.max_pins + 1, self.max_pins, left_out)
         wanted = {v.version_id: v for v in keep}
+        missed = list(desired[len(keep) :])  # reported, so /ready shows the pins it cannot hold
         for version_id in sorted(self._pinned - wanted.keys()):
             try:
                 await self._unpin(version_id)
             except Exception as exc:  # the engine is going away; a new one starts with no pins
                 logger.warning("could not unpin adapter version %d: %s", version_id, exc)
-        missed = []
         for version_id, version in wanted.items():
             if version_id in self._pinned:
                 continue

@@ -62,3 +62,29 @@ def test_invalid_adapter_changes_nothing(
             register_version(session=session, store=store, name="Bad Name", source=bad, base=base_spec, limits=LIMITS)
         assert session.exec(select(Adapter)).all() == [] and session.exec(select(AdapterVersion)).all() == []
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").rglob("*"))
+
+
+def test_a_version_cannot_claim_another_tenant(
+    db: Engine, demo_model: Path, base_spec: BaseModelSpec, tmp_path: Path
+) -> None:
+    store = LocalArtifactStore(tmp_path / "store")
+    source = good_adapter(demo_model, tmp_path / "src")
+    with Session(db) as session:
+        register_version(
+            session=session, store=store, name="acme-bot", source=source, base=base_spec, limits=LIMITS, tenant="acme"
+        )
+        with pytest.raises(AdapterConflict, match="another tenant"):
+            register_version(
+                session=session,
+                store=store,
+                name="acme-bot",
+                source=source,
+                base=base_spec,
+                limits=LIMITS,
+                tenant="globex",
+            )
+        same = register_version(
+            session=session, store=store, name="acme-bot", source=source, base=base_spec, limits=LIMITS, tenant="acme"
+        )
+        assert same.version == 2
+        assert session.exec(select(Adapter).where(Adapter.name == "acme-bot")).one().tenant == "acme"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from tuner.dedup import deduplicate, normalize, shingles
@@ -17,7 +19,7 @@ def near_copies(n: int) -> list[str]:
         lambda text, i: text.upper(),
         lambda text, i: text.replace(" ", "  ").replace("?", " ??"),
         lambda text, i: text.replace("4417", f"44{i:02d}"),
-        lambda text, i: text.replace("Monday", ["Tuesday", "monday", "Mon.", "Friday"][i % 4]),
+        lambda text, i: text + [" Thanks!", " Please help.", " Any update?"][i % 3],
         lambda text, i: text.replace("arrived", "arived"),
     ]
     return [edits[i % len(edits)](BASE, i) for i in range(n)]
@@ -56,6 +58,21 @@ def test_prompts_sharing_an_instruction_are_not_copies() -> None:
     prompts = [f"Route this ticket to a team: my {word} is broken again today" for word in ("invoice", "password")]
     prompts += ["Route this ticket to a team: the parcel was late", "Route this ticket to a team: screen flickers"]
     assert deduplicate(prompts, text=str, threshold=0.85)[0] == prompts
+
+
+def test_a_templated_task_keeps_its_examples() -> None:
+    # Ticket routing: one instruction, four filler words and a keyword that decides the answer.
+    rng = random.Random(0)
+    filler = ("my", "the", "a", "problem", "with", "help", "please", "today", "again", "urgent", "question", "about")
+    keywords = ("invoice", "refund", "password", "login", "parcel", "delivery", "screen", "battery")
+    prompts = []
+    for _ in range(300):
+        words = rng.sample(filler, 4)
+        words.insert(rng.randrange(5), rng.choice(keywords))
+        prompts.append("Route this ticket to a team: " + " ".join(words))
+    distinct = list(dict.fromkeys(prompts))
+    kept, dropped = deduplicate(prompts, text=str, threshold=0.85)
+    assert kept == distinct and len(dropped) == len(prompts) - len(distinct)
 
 
 def test_items_are_kept_whole() -> None:

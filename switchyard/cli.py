@@ -14,13 +14,17 @@ from gateway.auth import crud
 from gateway.auth.models import ApiKeyCreate, KeyScope
 from switchyard.bootstrap import prepare
 from switchyard.cli_adapters import app as adapters_app
+from switchyard.cli_settings import load_settings, settings_of
 from switchyard.config import Settings
 from switchyard.schema import open_database
 
-app = typer.Typer(help="Switchyard: many LoRA adapters on one vLLM engine.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app = typer.Typer(
+    help="Switchyard: many LoRA adapters on one vLLM engine.", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(keys_app, name="keys")
 app.add_typer(adapters_app, name="adapters")
+app.callback()(load_settings)
 
 
 def _banner(host: str, port: int, settings: Settings, model_name: str, adapters: tuple[str, ...]) -> str:
@@ -45,6 +49,7 @@ def _banner(host: str, port: int, settings: Settings, model_name: str, adapters:
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Interface to bind (default: SWITCHYARD_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default: SWITCHYARD_PORT).")] = None,
 ) -> None:
@@ -56,7 +61,7 @@ def serve(
     from gateway.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    settings = settings_of(ctx)
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update={"server": settings.server.model_copy(update=overrides)})
     prepared = prepare(settings)
@@ -75,6 +80,7 @@ def serve(
 
 @keys_app.command("create")
 def keys_create(
+    ctx: typer.Context,
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
     tenant: Annotated[str | None, typer.Option(help="Tenant the key acts for.")] = None,
     allow: Annotated[
@@ -85,7 +91,7 @@ def keys_create(
 ) -> None:
     """Create a key and print it (it is shown only once). By default it may call the base model only."""
     allowed = [a.strip() for a in allow.split(",") if a.strip()]
-    with open_database(Settings().resolved_database_url) as session:
+    with open_database(settings_of(ctx).resolved_database_url) as session:
         row, secret = crud.create_key(
             session=session,
             key_in=ApiKeyCreate(
@@ -97,21 +103,22 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list() -> None:
+def keys_list(ctx: typer.Context) -> None:
     """List keys (never their secrets)."""
-    with open_database(Settings().resolved_database_url) as session:
+    with open_database(settings_of(ctx).resolved_database_url) as session:
         rows, _ = crud.list_keys(session=session, limit=10_000)
     for row in rows:
         state = "revoked" if row.revoked_at else "active"
         typer.echo(
-            f"{row.id}\t{row.key_prefix}…\t{row.name}\t{row.tenant or '-'}\t{','.join(row.allowed_adapters)}\t{state}"
+            f"{row.id}\t{row.key_prefix}…\t{row.name}\t{row.tenant or '-'}\t{','.join(row.allowed_adapters) or '-'}"
+            f"\t{','.join(row.scopes) or '-'}\t{state}"
         )
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[int, typer.Argument(help="Id of the key to revoke.")]) -> None:
+def keys_revoke(ctx: typer.Context, key_id: Annotated[int, typer.Argument(help="Id of the key to revoke.")]) -> None:
     """Revoke a key; requests with it are refused from then on."""
-    with open_database(Settings().resolved_database_url) as session:
+    with open_database(settings_of(ctx).resolved_database_url) as session:
         row = crud.revoke_key(session=session, key_id=key_id)
     if row is None:
         typer.echo(f"no key with id {key_id}", err=True)

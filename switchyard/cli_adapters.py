@@ -21,15 +21,15 @@ from adapters.importer import import_version
 from adapters.models import AdapterVersionPublic
 from adapters.registry import describe, list_adapters, list_events, require_adapter
 from adapters.sources import source_from_uri
-from switchyard.config import Settings
+from switchyard.cli_settings import settings_of
 from switchyard.schema import open_database
 
-app = typer.Typer(help="Manage adapters and their versions.", no_args_is_help=True)
+app = typer.Typer(help="Manage adapters and their versions.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 T = TypeVar("T")
 
 
-def _run(work: Callable[[Session], T]) -> T:
-    with open_database(Settings().resolved_database_url) as session:
+def _run(ctx: typer.Context, work: Callable[[Session], T]) -> T:
+    with open_database(settings_of(ctx).resolved_database_url) as session:
         try:
             return work(session)
         except AdapterError as exc:
@@ -42,7 +42,7 @@ def _echo(payload: Any) -> None:
 
 
 @app.command("list")
-def list_() -> None:
+def list_(ctx: typer.Context) -> None:
     """Every adapter with its active and canary versions."""
 
     def work(session: Session) -> None:
@@ -53,17 +53,17 @@ def list_() -> None:
             owner = "shared" if adapter.shared else (adapter.tenant or "-")
             typer.echo(f"{adapter.name}\tactive=v{view.active_version}{canary}\t{owner}\t{adapter.description}")
 
-    _run(work)
+    _run(ctx, work)
 
 
 @app.command()
-def show(name: str) -> None:
+def show(ctx: typer.Context, name: str) -> None:
     """One adapter with all its versions."""
-    _run(lambda s: _echo(describe(session=s, adapter=require_adapter(session=s, name=name))))
+    _run(ctx, lambda s: _echo(describe(session=s, adapter=require_adapter(session=s, name=name))))
 
 
 @app.command()
-def events(name: str) -> None:
+def events(ctx: typer.Context, name: str) -> None:
     """The adapter's audit trail: every lifecycle change, oldest first."""
 
     def work(session: Session) -> None:
@@ -72,11 +72,12 @@ def events(name: str) -> None:
             version = "-" if event.version is None else f"v{event.version}"
             typer.echo(f"{event.created_at.isoformat()}\t{event.action}\t{version}\t{json.dumps(event.detail)}")
 
-    _run(work)
+    _run(ctx, work)
 
 
 @app.command("import")
 def import_(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Adapter (alias) name.")],
     source: Annotated[str, typer.Argument(help="Folder, .tar.gz/.zip archive, or hf://org/name[@rev].")],
     description: Annotated[str, typer.Option()] = "",
@@ -86,9 +87,10 @@ def import_(
     dataset_snapshot_id: Annotated[str | None, typer.Option(help="Lineage: trained on this snapshot.")] = None,
 ) -> None:
     """Validate and register a new candidate version."""
-    settings = Settings()
+    settings = settings_of(ctx)
     base = BaseModelSpec.load(settings.resolved_base_model)
     version = _run(
+        ctx,
         lambda s: AdapterVersionPublic.model_validate(
             import_version(
                 session=s,
@@ -105,49 +107,53 @@ def import_(
                 parent_version=parent_version,
                 dataset_snapshot_id=dataset_snapshot_id,
             )
-        )
+        ),
     )
     typer.echo(f"registered {name}@{version.version} as a candidate (sha256 {version.sha256[:12]})")
 
 
 @app.command()
-def promote(name: str, version: int) -> None:
+def promote(ctx: typer.Context, name: str, version: int) -> None:
     """Make a version the alias's active version."""
-    _run(lambda s: lifecycle.promote(session=s, name=name, version=version))
+    _run(ctx, lambda s: lifecycle.promote(session=s, name=name, version=version))
     typer.echo(f"{name} -> v{version}")
 
 
 @app.command()
-def rollback(name: str) -> None:
+def rollback(ctx: typer.Context, name: str) -> None:
     """Return the alias to its previous active version."""
-    view = _run(lambda s: describe(session=s, adapter=lifecycle.rollback(session=s, name=name), with_versions=False))
+    view = _run(
+        ctx, lambda s: describe(session=s, adapter=lifecycle.rollback(session=s, name=name), with_versions=False)
+    )
     typer.echo(f"{name} -> v{view.active_version}")
 
 
 @app.command()
 def canary(
+    ctx: typer.Context,
     name: str,
     version: int,
     weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of traffic, 0 ends the canary.")] = 0.1,
 ) -> None:
     """Split the alias's traffic with a version (sticky per OpenAI `user`)."""
-    _run(lambda s: lifecycle.set_canary(session=s, name=name, version=version, weight=weight))
+    _run(ctx, lambda s: lifecycle.set_canary(session=s, name=name, version=version, weight=weight))
     typer.echo(f"{name}: canary v{version} at {weight:.0%}")
 
 
 @app.command()
-def retire(name: str, version: int) -> None:
+def retire(ctx: typer.Context, name: str, version: int) -> None:
     """Retire a version that is not active."""
-    _run(lambda s: lifecycle.retire(session=s, name=name, version=version))
+    _run(ctx, lambda s: lifecycle.retire(session=s, name=name, version=version))
     typer.echo(f"{name}@{version} retired")
 
 
 @app.command()
 def reject(
+    ctx: typer.Context,
     name: str,
     version: int,
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "rejected by an operator",
 ) -> None:
     """Reject a version that is not active: it is never routed or promoted again."""
-    _run(lambda s: lifecycle.reject(session=s, name=name, version=version, reason=reason))
+    _run(ctx, lambda s: lifecycle.reject(session=s, name=name, version=version, reason=reason))
     typer.echo(f"{name}@{version} rejected")

@@ -93,11 +93,15 @@ def write_snapshot(
     staging = Path(tempfile.mkdtemp(prefix=".snapshot-", dir=target.parent))
     try:
         features = _features()
+        # Column by column: ``from_list`` gives an empty split no columns at all.
         splits = {
-            TRAIN_SPLIT: Dataset.from_list(list(train), features=features),
-            HOLDOUT_SPLIT: Dataset.from_list(list(holdout), features=features),
+            name: Dataset.from_dict({column: [r[column] for r in rows] for column in features}, features=features)
+            for name, rows in ((TRAIN_SPLIT, train), (HOLDOUT_SPLIT, holdout))
         }
-        DatasetDict(splits).save_to_disk(str(staging / DATA_DIRNAME))
+        # An empty split needs one (empty) shard named: by default ``datasets`` writes none, and
+        # then cannot load the folder back.
+        empty = {name: 1 for name, split in splits.items() if split.num_rows == 0}
+        DatasetDict(splits).save_to_disk(str(staging / DATA_DIRNAME), num_shards=empty)
         record = {
             **(manifest or {}),
             "id": identifier,

@@ -13,7 +13,13 @@ import pytest
 
 ROOT = Path(__file__).parents[2]
 PACKAGES = ("switchyard", "adapters", "tuner", "monitoring", "gateway")
-COMPOSITION = {"switchyard.cli", "switchyard.cli_adapters", "switchyard.bootstrap", "switchyard.schema"}
+COMPOSITION = {
+    "switchyard.cli",
+    "switchyard.cli_adapters",
+    "switchyard.cli_settings",
+    "switchyard.bootstrap",
+    "switchyard.schema",
+}
 
 # What each layer may import besides itself.
 ALLOWED = {

@@ -58,7 +58,9 @@ async def test_concurrent_loads_of_one_version_reach_the_engine_once(engine: Rec
 
 async def test_pins_equal_the_desired_set_below_the_slot_count(engine: RecordingEngine) -> None:
     residency = AdapterResidency(engine, max_loras=3, retry_max_s=30)
-    assert await residency.apply_pins([version(1), version(2), version(3)]) == [version(3)]  # past the pins the slots allow: reported
+    assert await residency.apply_pins([version(1), version(2), version(3)]) == [
+        version(3)
+    ]  # past the pins the slots allow: reported
     assert residency.pinned == {1, 2}  # one slot is always left for unpinned adapters
     engine.calls.clear()
     # The alias pinned on version 1 moved to version 4: 1 is unpinned (unloaded, loaded back).

@@ -10,6 +10,12 @@ The steps, in order, each dropping rows with a reason the manifest counts:
 5. at most ``max_examples``, the newest;
 6. the hold-out split by a hash of the redacted prompt (``tuner.split``).
 
+Redaction comes first, so copies that differ only in an e-mail address are copies, and the split
+hash never sees personal data. Length bounds come before deduplication, so a copy that is too long
+never shadows one that fits. An exact prompt always lands on the same side of the split; when a
+newer near copy replaces the kept one of a group, the group may change sides (the old copy leaves
+the snapshot, so no near copy is ever on both sides).
+
 The snapshot is written (``tuner.snapshots``) and described by a manifest row (``tuner.models``).
 Too few examples is a normal outcome, reported as ``skipped``, not an error.
 """
@@ -52,6 +58,7 @@ class CurationReport:
     considered: int
     dropped: dict[str, int]
     pii_counts: dict[str, int]
+    """Redactions per entity type in the examples kept (not in the rows dropped later)."""
     train_count: int
     holdout_count: int
     source_request_ids: list[str]
@@ -85,8 +92,9 @@ def curate_snapshot(
     candidates = _within_bounds(candidates, tokenizer, settings, dropped)
     candidates = _deduplicated(candidates, settings, dropped)
     candidates = _newest(candidates, policy.max_examples, dropped)
-    train = [c for c in candidates if not is_holdout(c.prompt, settings.holdout_fraction)]
-    holdout = [c for c in candidates if is_holdout(c.prompt, settings.holdout_fraction)]
+    held_out = [is_holdout(c.prompt, settings.holdout_fraction) for c in candidates]
+    train = [c for c, held in zip(candidates, held_out, strict=True) if not held]
+    holdout = [c for c, held in zip(candidates, held_out, strict=True) if held]
     report = CurationReport(
         window_start=since,
         window_end=until,

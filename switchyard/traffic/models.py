@@ -27,12 +27,13 @@ class RequestLogBase(SQLModel):
     adapter_version: int | None = None
     adapter_version_id: int | None = None
     stream: bool = False
-    request: Any | None = Field(default=None, sa_column=Column(JSON))
+    # none_as_null: an opted-out request is SQL NULL, not the JSON text "null", so IS NULL finds it.
+    request: Any | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     """Messages or prompt; null when the key opted out of content logging."""
     params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     output: str | None = Field(default=None, sa_column=Column(Text))
     """Text of the first choice; null when the key opted out of content logging."""
-    choices: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    choices: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON(none_as_null=True)))
     """Every choice (text and finish reason) when ``n`` > 1."""
     finish_reason: str | None = Field(default=None, max_length=32)
     prompt_tokens: int | None = None

@@ -6,24 +6,8 @@ import random
 
 import pytest
 
+from tests.tuner.traffic import BASE, near_copies
 from tuner.dedup import deduplicate, normalize, shingles
-
-BASE = "My order 4417 never arrived and the tracking page has not changed since Monday, what should I do?"
-
-
-def near_copies(n: int) -> list[str]:
-    """What people send when they retry: the same question with its case, spacing, punctuation or
-    one detail changed."""
-    edits = [
-        lambda text, i: text,
-        lambda text, i: text.upper(),
-        lambda text, i: text.replace(" ", "  ").replace("?", " ??"),
-        lambda text, i: text.replace("4417", f"44{i:02d}"),
-        lambda text, i: text + [" Thanks!", " Please help.", " Any update?"][i % 3],
-        lambda text, i: text.replace("arrived", "arived"),
-    ]
-    return [edits[i % len(edits)](BASE, i) for i in range(n)]
-
 
 DISTINCT = [
     "How do I reset my password?",

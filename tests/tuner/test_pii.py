@@ -27,6 +27,12 @@ FOUND = [
     ("API_KEY", "aws AKIAIOSFODNN7EXAMPLE is mine", "AKIAIOSFODNN7EXAMPLE"),
     ("API_KEY", "token ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5 ok", "ghp_aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3fG5"),
     ("API_KEY", "secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY here", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("API_KEY", "token Xk9pQ2vL7mN4rT8wZ1bY6cF3hJ5dG0sA", "Xk9pQ2vL7mN4rT8wZ1bY6cF3hJ5dG0sA"),
+    (
+        "API_KEY",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "eyJzdWIiOiIxMjM0NTY3ODkwIn0",
+    ),
     (
         "API_KEY",
         "hex 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 leaked",
@@ -42,6 +48,12 @@ KEPT = [
     "a state-of-the-art-approach-for-routing-tickets-quickly",
     "padding aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
     "version 3.11 and order 12345",
+    "call getUserAccountSettingsForTenant2024Version first",
+    "class AbstractSingletonProxyFactoryBean2Impl",
+    "see org/apache/commons/lang3/StringUtils/isBlank",
+    "POST https://api.example.com/v1/chat/completions",
+    "set HTTP_PROXY_CONFIGURATION_FOR_SERVICE_V2",
+    "an sk-learn-compatible-estimator-wrapper",
 ]
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
+from switchyard.traffic.crud import insert_logs_idempotent
 from switchyard.traffic.sanitize import COLUMN_LIMITS, CUT_MARK, REPLACEMENT, clean_json, clean_text, sanitize_row
 
 R = REPLACEMENT
@@ -49,3 +52,13 @@ def test_sanitize_row_uses_each_column_limit() -> None:
     assert len(clean["tenant"]) == COLUMN_LIMITS["tenant"] == 128
     assert len(clean["output"]) == 2000 and len(clean["request"][0]) == 2000
     assert clean["status"] == 200 and row["model"] == "m" * 1000  # the input is left alone
+
+
+def test_an_opted_out_request_is_sql_null(db: Engine) -> None:
+    """Filters use IS NULL to find rows without content; the JSON text 'null' would slip past."""
+    insert_logs_idempotent(
+        engine=db,
+        records=[{"id": "x", "endpoint": "chat.completions", "model": "m", "params": {}, "status": 200, "request": None}],
+    )
+    with db.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM request_log WHERE request IS NULL")).scalar() == 1

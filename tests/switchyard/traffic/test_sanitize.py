@@ -58,7 +58,9 @@ def test_an_opted_out_request_is_sql_null(db: Engine) -> None:
     """Filters use IS NULL to find rows without content; the JSON text 'null' would slip past."""
     insert_logs_idempotent(
         engine=db,
-        records=[{"id": "x", "endpoint": "chat.completions", "model": "m", "params": {}, "status": 200, "request": None}],
+        records=[
+            {"id": "x", "endpoint": "chat.completions", "model": "m", "params": {}, "status": 200, "request": None}
+        ],
     )
     with db.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM request_log WHERE request IS NULL")).scalar() == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -27,6 +28,8 @@ from gateway.engine.protocol import AdapterLoadError, EngineClient
 
 logger = logging.getLogger(__name__)
 RETRY_BASE_S = 1.0
+MAX_ENGINE_DEATHS = 3
+"""Deaths of the engine while loading one version after which this replica stops trying it."""
 
 
 def lora_request(version: ServableVersion) -> LoRARequest:
@@ -62,6 +65,10 @@ class AdapterResidency:
         """Loaded into the current engine at least once. vLLM may since have evicted one from
         its caches; it then reloads the same (already proven) files by itself."""
         self._failures: dict[int, LoadFailure] = {}
+        self._loading: dict[int, ServableVersion] = {}
+        """Versions the engine is loading or warming right now: suspects if it dies meanwhile."""
+        self._suspects: set[int] = set()
+        """Versions the engine died while loading: their refusals outlive an engine restart."""
         self._pinned: set[int] = set()
         self._locks: dict[int, asyncio.Lock] = {}
         self._in_flight: Counter[int] = Counter()
@@ -73,11 +80,26 @@ class AdapterResidency:
     # -- engine life ----------------------------------------------------------------------
 
     def reset(self) -> None:
-        """A new engine holds nothing: forget what the previous one had loaded, pinned or refused."""
+        """A new engine holds nothing: forget what the previous one had loaded, pinned or refused,
+        except the versions it died loading. Retrying those at once on every restart would be a
+        crash loop; they are retried only after their backoff, which grows with each death."""
         self._epoch += 1
         self._loaded.clear()
         self._pinned.clear()
-        self._failures.clear()
+        died_loading = list(self._loading.values())
+        self._loading.clear()
+        self._suspects.update(v.version_id for v in died_loading)
+        self._failures = {i: f for i, f in self._failures.items() if i in self._suspects}
+        for version in died_loading:
+            self._record_failure(version, "the engine died while loading it")
+            failure = self._failures[version.version_id]
+            if failure.attempts >= MAX_ENGINE_DEATHS:
+                logger.error(
+                    "%s killed the engine %d times; not loaded again", version.qualified_name, failure.attempts
+                )
+                self._failures[version.version_id] = LoadFailure(
+                    f"the engine died loading it {failure.attempts} times", failure.attempts, math.inf
+                )
 
     def is_loaded(self, version_id: int) -> bool:
         return version_id in self._loaded
@@ -112,18 +134,28 @@ class AdapterResidency:
             epoch, lora, started = self._epoch, lora_request(version), time.perf_counter()
             if warm:  # the warm-up is a request in the engine: it needs a slot like any other
                 await self.enter(version_id)
+            self._loading[version_id] = version
             try:
                 await self._engine.load_adapter(lora, warm=warm)
             except AdapterLoadError as exc:
+                self._loading.pop(version_id, None)
                 if epoch == self._epoch:
                     self._record_failure(version, exc.reason)
                 raise
+            except BaseException:
+                # Left in ``_loading`` when the engine is gone: it may have died of this very load.
+                if self._engine.is_ready:
+                    self._loading.pop(version_id, None)
+                raise
+            else:
+                self._loading.pop(version_id, None)
             finally:
                 if warm:
                     self.leave(version_id)
             if epoch == self._epoch:  # an engine restarted meanwhile holds nothing of this load
                 self._loaded[version_id] = lora
                 self._failures.pop(version_id, None)
+                self._suspects.discard(version_id)
         elapsed_ms = (time.perf_counter() - started) * 1e3
         logger.info("loaded %s%s in %.0f ms", version.qualified_name, " and warmed it" if warm else "", elapsed_ms)
 

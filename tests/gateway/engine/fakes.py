@@ -29,6 +29,8 @@ def version(version_id: int, *, adapter: str = "bot", number: int | None = None)
 class RecordingEngine(EngineClient):
     def __init__(self, *, refuse: frozenset[int] = frozenset()) -> None:
         self.refuse = set(refuse)
+        self.fatal: set[int] = set()
+        """Versions whose load kills the engine (as a bad adapter kills vLLM's core)."""
         self.calls: list[tuple[str, int]] = []
         self.ready = False
         self.starts = 0
@@ -61,6 +63,9 @@ class RecordingEngine(EngineClient):
         if not self.ready:
             raise EngineUnavailable("down")
         self.calls.append(("load", lora.lora_int_id))
+        if lora.lora_int_id in self.fatal:
+            self.ready = False
+            raise EngineUnavailable("the engine died")
         if lora.lora_int_id in self.refuse:
             raise AdapterLoadError(f"bad weights in {lora.lora_name}")
 

@@ -4,11 +4,13 @@ desired set (below the slot count), and a withdrawn version is unloaded only onc
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
 from gateway.engine.protocol import AdapterLoadError
-from gateway.engine.residency import AdapterResidency
+from gateway.engine.residency import MAX_ENGINE_DEATHS, AdapterResidency
+from gateway.exceptions import EngineUnavailable
 from tests.gateway.engine.fakes import RecordingEngine, version
 
 
@@ -117,3 +119,23 @@ async def test_no_more_unpinned_adapters_run_at_once_than_there_are_unpinned_slo
     residency.leave(2)
     await asyncio.wait_for(third, timeout=5)
     assert residency.in_flight(4) == 1
+
+
+async def test_a_version_that_kills_the_engine_is_not_retried_in_a_loop(engine: RecordingEngine) -> None:
+    """Each engine restart forgets what the dead engine held, but not the version it died loading:
+    that one waits out a growing backoff, and after a few deaths is not loaded again."""
+    clock = Clock()
+    residency = AdapterResidency(engine, max_loras=2, retry_max_s=60, clock=clock)
+    await engine.start()
+    engine.fatal.add(9)
+    for death in range(1, MAX_ENGINE_DEATHS + 1):
+        with pytest.raises(EngineUnavailable):
+            await residency.ensure_loaded(version(9))
+        residency.reset()  # what the router does once the supervisor has a new engine
+        engine.ready = True
+        with pytest.raises(AdapterLoadError):  # refused at once, without asking the new engine
+            await residency.ensure_loaded(version(9))
+        assert engine.calls.count(("load", 9)) == death
+        clock.now = residency.failure(9).retry_at  # type: ignore[union-attr]
+    assert residency.failure(9).retry_at == math.inf  # type: ignore[union-attr]
+    await residency.ensure_loaded(version(1))  # the others load as ever

@@ -88,6 +88,10 @@ class EngineSettings(Section):
     restart_backoff_max_s: float = Field(default=60.0, gt=0.0, le=3600.0)
     """Longest wait between engine restart attempts."""
 
+    adapter_call_timeout_s: float = Field(default=300.0, gt=0.0, le=3600.0)
+    """Longest wait for the engine to load, unload or pin an adapter; past it the call is given up
+    (an engine that hangs without dying must not wedge registry changes)."""
+
     warm_retry_max_s: float = Field(default=30.0, gt=0.0, le=3600.0)
     """Longest wait between retries of a failed adapter warm-up (the replica reports it lags meanwhile)."""
 

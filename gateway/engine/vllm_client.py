@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable
 from typing import TYPE_CHECKING, TypeVar
@@ -90,6 +91,7 @@ class VLLMEngineClient(EngineClient):
     def __init__(self, model: str, settings: EngineSettings) -> None:
         self._args = engine_args(model, settings)
         self._max_model_len = settings.max_model_len
+        self._call_timeout_s = settings.adapter_call_timeout_s
         self._engine: AsyncLLM | None = None
 
     async def start(self) -> None:
@@ -153,8 +155,10 @@ class VLLMEngineClient(EngineClient):
         return self._engine
 
     async def _call(self, engine: AsyncLLM, call: Awaitable[T]) -> T:
-        """Await a utility call, giving up (EngineUnavailable) if the engine dies meanwhile."""
+        """Await a utility call, giving up (EngineUnavailable) if the engine dies meanwhile or does
+        not answer within the configured timeout (vLLM never resolves a call its dead core held)."""
         task = asyncio.ensure_future(call)
+        deadline = time.monotonic() + self._call_timeout_s
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=DEATH_POLL_S)
@@ -162,6 +166,8 @@ class VLLMEngineClient(EngineClient):
                     return task.result()
                 if engine.errored:
                     raise EngineUnavailable("The model engine died during an adapter operation.")
+                if time.monotonic() > deadline:
+                    raise EngineUnavailable("The model engine did not answer an adapter operation in time.")
         finally:
             if not task.done():
                 task.cancel()

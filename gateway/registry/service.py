@@ -95,7 +95,12 @@ class RegistryService:
         """Load and warm ``name@version`` before any alias points at it."""
         await self._in_session(lambda s: self._routable(s, name, version))
         if not self._engine_ready():
-            return  # the engine loads (and checks) it once it is up, before routing to it
+            # No alias moves to a version this engine has not loaded and warmed (the CLI, which
+            # has no engine, leaves that to each gateway's refresh, which warms before it swaps).
+            raise EngineUnavailable(
+                f"The engine is not ready, so {name}@{version} cannot be warmed; the alias was not moved. "
+                "Retry once /ready answers 200."
+            )
         servable = await self._in_session(
             lambda s: get_servable(
                 session=s, store=self._store, name=name, version=version, base_fingerprint=self._base.fingerprint

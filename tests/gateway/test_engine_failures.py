@@ -9,6 +9,8 @@ and check the log row, the metrics and both endpoints without paying for an engi
 from __future__ import annotations
 
 import asyncio
+import io
+import tarfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from switchyard.config import EngineSettings, Settings
 from switchyard.db import make_engine
 from switchyard.schema import create_all_tables
 from switchyard.traffic.models import RequestLog
+from tests.utils.adapters import good_adapter
 
 BODY = {"model": "demo-base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
@@ -80,6 +83,13 @@ def app_with(tmp_path: Path, demo_model: Path) -> Iterator:
     yield build
 
 
+def adapter_archive(demo_model: Path, tmp_path: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(good_adapter(demo_model, tmp_path / "adapter"), arcname="adapter")
+    return buffer.getvalue()
+
+
 def logged_statuses(tmp_path: Path) -> list[int]:
     db = make_engine(f"sqlite:///{tmp_path / 'switchyard.db'}")
     with Session(db) as session:
@@ -102,6 +112,18 @@ def test_engine_not_ready(app_with) -> None:  # type: ignore[no-untyped-def]
         assert client.get("/health").status_code == 200
         ready = client.get("/ready")
     assert ready.status_code == 503 and ready.json()["error"]["type"] == "service_unavailable_error"
+
+
+def test_no_alias_moves_while_the_engine_cannot_warm_the_version(app_with, demo_model: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with app_with(FailingEngine(EngineUnavailable("starting"), ready=False)) as client:
+        upload = client.post(
+            "/admin/adapters/cold-bot/versions/upload",
+            files={"file": ("a.tar.gz", adapter_archive(demo_model, tmp_path), "application/gzip")},
+        )
+        assert upload.status_code == 201, upload.text
+        promoted = client.post("/admin/adapters/cold-bot/promote", json={"version": 1})
+        assert promoted.status_code == 503 and promoted.json()["error"]["code"] == "engine_unavailable"
+        assert client.get("/admin/adapters/cold-bot").json()["active_version"] is None
 
 
 def test_unexpected_error_is_a_bare_500(app_with) -> None:  # type: ignore[no-untyped-def]

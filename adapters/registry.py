@@ -162,7 +162,15 @@ def register_version(
     if name.casefold() in {reserved.casefold() for reserved in reserved_names}:
         raise InvalidAdapter(f"{name!r} is the name of the served base model; choose another name", param="name")
     manifest = validate_adapter_dir(source, base=base, limits=limits, param=source_param)
-    uri: str | None = None
+    # Copied before the transaction: the adapter's row lock (on SQLite, the database's write
+    # lock) is held only for the few statements that record the version, never for a copy of
+    # up to max_adapter_bytes. A crash after the copy leaves unreferenced files, no rows.
+    try:
+        uri = store.put(source, name=name, sha256=manifest.sha256)
+    except ArtifactCorrupt:
+        raise InvalidAdapter(
+            "the adapter's files changed while it was being imported; retry", param=source_param
+        ) from None
     try:
         adapter = get_adapter(session=session, name=name, for_update=True)
         if adapter is None:
@@ -177,12 +185,6 @@ def register_version(
         number = adapter.next_version
         adapter.next_version = number + 1
         session.add(adapter)
-        try:
-            uri = store.put(source, name=name, version=number, sha256=manifest.sha256)
-        except ArtifactCorrupt:
-            raise InvalidAdapter(
-                "the adapter's files changed while it was being imported; retry", param=source_param
-            ) from None
         activate_now = activate and adapter.active_version_id is None
         version = AdapterVersion(
             adapter_id=adapter.id,
@@ -213,13 +215,11 @@ def register_version(
         session.commit()
     except IntegrityError:
         session.rollback()
-        if uri is not None:
-            store.delete(uri)
+        store.delete(uri)
         raise AdapterConflict(f"adapter {name!r} was changed concurrently; retry", param="name") from None
     except BaseException:
         session.rollback()
-        if uri is not None:
-            store.delete(uri)
+        store.delete(uri)
         raise
     session.refresh(version)
     return version

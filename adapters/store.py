@@ -34,7 +34,7 @@ SETTLE_NS = 2_000_000_000
 
 class ArtifactStore(ABC):
     @abstractmethod
-    def put(self, source: Path, *, name: str, version: int, sha256: str) -> str:
+    def put(self, source: Path, *, name: str, sha256: str) -> str:
         """Copy a validated folder's contract files to a new location and return its URI.
 
         ``sha256`` is the artifact digest validation computed; a copy that does not match it
@@ -50,8 +50,10 @@ class ArtifactStore(ABC):
         """Remove a version's folder (nothing happens if it is already gone)."""
 
 
-def _folder_name(version: int, sha256: str) -> str:
-    return f"v{version}-{sha256[:16]}-{secrets.token_hex(4)}"
+def _folder_name(sha256: str) -> str:
+    # No version number in it: the copy is made before the number is taken (outside the
+    # registry's transaction), and a random part keeps two imports of one folder apart.
+    return f"{sha256[:16]}-{secrets.token_hex(4)}"
 
 
 def _copy_hashing(source: Path, out: BinaryIO) -> str:
@@ -121,8 +123,8 @@ class LocalArtifactStore(ArtifactStore):
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
 
-    def put(self, source: Path, *, name: str, version: int, sha256: str) -> str:
-        target = self.root / name / _folder_name(version, sha256)
+    def put(self, source: Path, *, name: str, sha256: str) -> str:
+        target = self.root / name / _folder_name(sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Built under a hidden sibling and renamed: the version's folder appears whole or not at all.
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
@@ -163,8 +165,8 @@ class FsspecArtifactStore(ArtifactStore):
         self.fs, self._root = fsspec.core.url_to_fs(self.url)
         self.cache_dir = Path(cache_dir)
 
-    def put(self, source: Path, *, name: str, version: int, sha256: str) -> str:
-        uri = f"{self.url}/{name}/{_folder_name(version, sha256)}"
+    def put(self, source: Path, *, name: str, sha256: str) -> str:
+        uri = f"{self.url}/{name}/{_folder_name(sha256)}"
         remote = self._remote(uri)
         try:
             found = {}

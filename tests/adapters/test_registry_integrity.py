@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -30,8 +30,8 @@ class Crash(BaseException):
 
 
 class DiesAfterCopy(LocalArtifactStore):
-    def put(self, source: Path, *, name: str, version: int, sha256: str) -> str:
-        super().put(source, name=name, version=version, sha256=sha256)
+    def put(self, source: Path, *, name: str, sha256: str) -> str:
+        super().put(source, name=name, sha256=sha256)
         raise Crash
 
 
@@ -205,3 +205,30 @@ def test_a_copy_of_the_same_checkpoint_keeps_its_fingerprint(
     config["transformers_version"] = "9.9.9"  # re-saved by another release, reformatted
     (copy / "config.json").write_text(json.dumps(config, indent=4, sort_keys=True))
     assert BaseModelSpec.load(str(copy)).fingerprint == base_spec.fingerprint
+
+
+def test_the_copy_runs_outside_the_registry_transaction(
+    db: Engine, demo_model: Path, base_spec: BaseModelSpec, tmp_path: Path
+) -> None:
+    """Copying up to max_adapter_bytes must not hold the adapter's row lock (PostgreSQL) or the
+    database's write lock (SQLite): the traffic-log drain and other imports write meanwhile."""
+    seen: list[str] = []
+
+    class ProbesLocks(LocalArtifactStore):
+        def put(self, source: Path, *, name: str, sha256: str) -> str:
+            with db.connect() as other, other.begin():
+                if db.dialect.name == "sqlite":
+                    other.execute(text("PRAGMA busy_timeout=0"))
+                    other.execute(text("UPDATE registry_state SET generation = generation"))
+                else:
+                    other.execute(text("SET LOCAL lock_timeout = '100ms'"))
+                    other.execute(text("SELECT id FROM adapter WHERE name = :n FOR UPDATE"), {"n": name})
+            seen.append(name)
+            return super().put(source, name=name, sha256=sha256)
+
+    store = ProbesLocks(tmp_path / "store")
+    source = good_adapter(demo_model, tmp_path / "src")
+    with Session(db) as session:
+        for _ in range(2):  # a new adapter, then a new version of an existing one
+            _register(session, store, source, base_spec)
+    assert seen == ["bot", "bot"]

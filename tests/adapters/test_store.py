@@ -38,11 +38,11 @@ def test_local_store(demo_model: Path, tmp_path: Path) -> None:
     source = good_adapter(demo_model, tmp_path / "src")
     (source / "notes.txt").write_text("not part of the contract")
     sha256 = artifact_digest(source).sha256
-    uri = store.put(source, name="bot", version=1, sha256=sha256)
+    uri = store.put(source, name="bot", sha256=sha256)
     path = store.local_path(uri, sha256=sha256)
     assert sorted(p.name for p in path.iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
-    # Every put gets its own location: a second attempt for the same number never collides.
-    again = store.put(source, name="bot", version=1, sha256=sha256)
+    # Every put gets its own location: a second import of the same folder never collides.
+    again = store.put(source, name="bot", sha256=sha256)
     assert again != uri and store.local_path(again, sha256=sha256) != path
     with pytest.raises(ValueError):
         store.local_path("file:///etc")
@@ -54,8 +54,8 @@ def test_fsspec_store_round_trip(demo_model: Path, tmp_path: Path) -> None:
     store = _memory_store(tmp_path)
     source = good_adapter(demo_model, tmp_path / "src")
     sha256 = artifact_digest(source).sha256
-    uri = store.put(source, name="bot", version=2, sha256=sha256)
-    assert uri.startswith(f"{store.url}/bot/v2-{sha256[:16]}-")
+    uri = store.put(source, name="bot", sha256=sha256)
+    assert uri.startswith(f"{store.url}/bot/{sha256[:16]}-")
     local = store.local_path(uri, sha256=sha256)
     assert (local / "adapter_model.safetensors").read_bytes() == (source / "adapter_model.safetensors").read_bytes()
     assert store.local_path(uri, sha256=sha256) == local  # cached
@@ -68,7 +68,7 @@ def test_a_copy_that_does_not_match_its_digest_is_refused_and_left_nowhere(
 ) -> None:
     source = good_adapter(demo_model, tmp_path / "src")
     with pytest.raises(ArtifactCorrupt):
-        store.put(source, name="bot", version=1, sha256="0" * 64)  # e.g. the folder changed after validation
+        store.put(source, name="bot", sha256="0" * 64)  # e.g. the folder changed after validation
     assert _files(store, tmp_path) == []
 
 
@@ -77,7 +77,7 @@ def test_a_partial_upload_leaves_nothing(store: ArtifactStore, demo_model: Path,
     sha256 = artifact_digest(source).sha256
     (source / "adapter_config.json").unlink()  # weights without a config: the copy fails half-way
     with pytest.raises(FileNotFoundError):
-        store.put(source, name="bot", version=1, sha256=sha256)
+        store.put(source, name="bot", sha256=sha256)
     assert _files(store, tmp_path) == []
 
 
@@ -85,7 +85,7 @@ def test_local_store_refuses_a_tampered_version(demo_model: Path, tmp_path: Path
     store = LocalArtifactStore(tmp_path / "store")
     source = good_adapter(demo_model, tmp_path / "src")
     sha256 = artifact_digest(source).sha256
-    uri = store.put(source, name="bot", version=1, sha256=sha256)
+    uri = store.put(source, name="bot", sha256=sha256)
     weights = store.local_path(uri, sha256=sha256) / "adapter_model.safetensors"  # verified once
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -102,7 +102,7 @@ def test_fsspec_store_verifies_what_it_caches(demo_model: Path, tmp_path: Path) 
     store = _memory_store(tmp_path)
     source = good_adapter(demo_model, tmp_path / "src")
     sha256 = artifact_digest(source).sha256
-    uri = store.put(source, name="bot", version=1, sha256=sha256)
+    uri = store.put(source, name="bot", sha256=sha256)
     # A damaged local cache is fetched again from the store.
     local = store.local_path(uri, sha256=sha256)
     (local / "adapter_config.json").write_text("{}")
@@ -110,7 +110,7 @@ def test_fsspec_store_verifies_what_it_caches(demo_model: Path, tmp_path: Path) 
     assert artifact_digest(local).sha256 == sha256
     # A damaged remote copy is refused, and nothing of it lands in the cache.
     store.delete(uri)
-    uri = store.put(source, name="bot", version=2, sha256=sha256)
+    uri = store.put(source, name="bot", sha256=sha256)
     store.fs.pipe_file(f"{store._remote(uri)}/adapter_config.json", b'{"peft_type": "LORA"}')
     with pytest.raises(ArtifactCorrupt):
         store.local_path(uri, sha256=sha256)
@@ -122,7 +122,7 @@ def test_a_version_hashed_once_is_hashed_again_after_any_change(demo_model: Path
     store = LocalArtifactStore(tmp_path / "store")
     source = good_adapter(demo_model, tmp_path / "src")
     sha256 = artifact_digest(source).sha256
-    uri = store.put(source, name="bot", version=1, sha256=sha256)
+    uri = store.put(source, name="bot", sha256=sha256)
     time.sleep(SETTLE_NS / 1e9 + 0.1)  # only files that settled before they were hashed are remembered
     path = store.local_path(uri, sha256=sha256)
     assert (str(path), sha256) in store_module._verified

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from adapters.exceptions import AdapterConflict, InvalidAdapter
-from adapters.models import Adapter, AdapterVersion, VersionStatus, utcnow
+from adapters.models import Adapter, AdapterVersion, VersionStatus
 from adapters.registry import (
     bump_generation,
     record_event,
@@ -15,6 +15,7 @@ from adapters.registry import (
     version_by_id,
 )
 from adapters.store import ArtifactStore
+from switchyard.db import utcnow
 
 
 def _commit(session: Session, adapter: Adapter, *rows: AdapterVersion) -> Adapter:

@@ -4,18 +4,17 @@ events, and a generation counter that tells other processes the registry changed
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from switchyard.db import utcnow
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class VersionStatus(StrEnum):

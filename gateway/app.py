@@ -135,6 +135,7 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
         router=router,
         drain=drain,
         metrics=metrics,
+        tokenizer=tokenizer,
         chat=ChatService(generation=generation, router=router, tokenizer=tokenizer),
         completions=CompletionService(generation=generation, router=router, tokenizer=tokenizer),
         feedback=FeedbackService(db=db, drain=drain, read_wait_s=log_settings.read_wait_s),
@@ -181,7 +182,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.router.stop()
         await services.drain.stop()
         await services.engine.shutdown()
-        services.chat.tokenizer.close()
+        services.tokenizer.close()
         services.metrics.shutdown()
         services.db.dispose()
 

@@ -41,12 +41,12 @@ from gateway.auth.models import Principal
 from gateway.engine.protocol import AdapterLoadError, EngineClient
 from gateway.engine.residency import AdapterResidency, lora_request
 from gateway.exceptions import EngineUnavailable, ModelNotFound
-from switchyard.db import session_scope
+from switchyard.db import DB_INT_MAX, session_scope
 
 logger = logging.getLogger(__name__)
-# A version number as clients write it: ASCII digits only (str.isdigit() also takes '²') and
-# small enough for a 64-bit column.
-VERSION_NUMBER = re.compile(r"[1-9][0-9]{0,17}")
+# A version number as clients write it: ASCII digits only (str.isdigit() also takes '²'), no
+# leading zero, and (checked after parsing) no larger than the column holds.
+VERSION_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
 # Statuses any key allowed to see the adapter may call with ``alias@N``; the others
 # (candidate, rejected) are for keys with the evaluate scope.
 SERVING_STATUSES = frozenset({VersionStatus.active, VersionStatus.canary, VersionStatus.retired})
@@ -248,7 +248,7 @@ class ModelRouter:
         return route.active
 
     async def _pinned_version(self, model: str, name: str, number: str, principal: Principal) -> ServableVersion:
-        if not VERSION_NUMBER.fullmatch(number):
+        if not VERSION_NUMBER.fullmatch(number) or int(number) > DB_INT_MAX:
             raise self._not_found(model)
         wanted = int(number)
         route = self._routes.get(name)

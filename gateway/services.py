@@ -12,6 +12,7 @@ from gateway.chat.service import ChatService
 from gateway.completions.service import CompletionService
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
+from gateway.engine.tokenizer import PromptTokenizer
 from gateway.feedback.service import FeedbackService
 from gateway.registry.service import RegistryService
 from gateway.routing import ModelRouter
@@ -32,6 +33,8 @@ class Services:
     router: ModelRouter
     drain: LogDrain
     metrics: GatewayMetrics
+    tokenizer: PromptTokenizer
+    """Shared by the endpoint services; its thread is closed at shutdown."""
     chat: ChatService
     completions: CompletionService
     feedback: FeedbackService

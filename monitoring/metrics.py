@@ -1,7 +1,8 @@
 """Gateway metrics through OpenTelemetry, exposed in Prometheus' text format.
 
 Each gateway owns its ``MeterProvider`` and a private Prometheus registry, so several apps in
-one process (tests, embedded use) never collide on the global registry.
+one process (tests, embedded use) never collide; prometheus_client's global registry, where
+vLLM's stat logger keeps the engine's ``vllm:*`` metrics, is only read, and rendered after ours.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from switchyard.db import DB_INT_MAX, storable_text
 
+MAX_METRICS_CHARS = 64 * 1024
+"""A version's metrics are a summary stored with every row read of the registry, not a log."""
+
 
 class ImportAdapterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -31,9 +34,11 @@ class ImportAdapterRequest(BaseModel):
     @classmethod
     def _finite_json(cls, value: dict[str, Any]) -> dict[str, Any]:
         try:  # PostgreSQL's json refuses NaN and Infinity, and so does strict JSON
-            storable_text(json.dumps(value, allow_nan=False))
+            encoded = storable_text(json.dumps(value, allow_nan=False))
         except ValueError:
             raise ValueError("metrics must be finite JSON without NUL characters") from None
+        if len(encoded or "") > MAX_METRICS_CHARS:
+            raise ValueError(f"metrics must encode to at most {MAX_METRICS_CHARS} characters")
         return value
 
 
@@ -62,3 +67,8 @@ class RejectRequest(BaseModel):
 
     reason: str = Field(default="rejected by an operator", min_length=1, max_length=1000)
     """Why, for the audit trail (the evaluation gate writes its numbers here)."""
+
+    @field_validator("reason")
+    @classmethod
+    def _storable(cls, value: str) -> str:
+        return storable_text(value)  # type: ignore[return-value]

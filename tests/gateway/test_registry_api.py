@@ -87,6 +87,8 @@ def test_server_paths_outside_the_import_roots_are_refused(gateway: RemoteGatewa
         ("post", "/admin/keys", {"name": "k", "tenant": "t\u0000"}),
         ("post", "/admin/adapters/nul-bot/versions", {"source": "/x", "description": "a\u0000b"}),
         ("post", "/admin/adapters/nan-bot/versions", b'{"source": "/x", "metrics": {"loss": NaN}}'),
+        ("post", "/admin/adapters/big-bot/versions", {"source": "/x", "metrics": {"log": "x" * 200_000}}),
+        ("post", "/admin/adapters/support-bot/versions/1/reject", {"reason": "bad\u0000reason"}),
     ],
 )
 def test_out_of_range_ids_and_nul_bytes_are_400(

@@ -16,6 +16,7 @@ MESSAGES = [{"role": "user", "content": "hello"}]
     [
         "support-bot@²",  # str.isdigit() says yes
         "support-bot@99999999999999999999",  # past 64 bits
+        "support-bot@2147483648",  # past the version column
         "support-bot@0",
         "support-bot@01",
         "support-bot@-1",

@@ -45,6 +45,24 @@ def record(
     )
 
 
+async def store_through_the_drain(row: RequestRecord, tmp_path: Path, db: Engine) -> RequestLog | None:
+    """The real path: the row appended to a spool, drained into the database, read back."""
+    drain = LogDrain(
+        Spool(tmp_path),
+        lambda records: insert_logs_idempotent(engine=db, records=records),
+        batch_size=10,
+        interval_s=0.01,
+        retry_max_s=0.05,
+        max_field_chars=1024,
+    )
+    await drain.record(row.to_row())
+    await drain.flush()
+    assert drain.dead_lettered == 0
+    await drain.stop()
+    with Session(db) as session:
+        return session.get(RequestLog, "chatcmpl-row")
+
+
 def test_opted_out_rows_keep_only_sampling_knobs() -> None:
     opted_out = record(log_content=False)
     opted_out.on_tokens(0, "answer", 1, "stop")
@@ -73,19 +91,7 @@ async def test_nul_and_unencodable_text_land_sanitised(tmp_path: Path, db: Engin
     bad.on_tokens(0, "out\x00put", 1, None)
     bad.on_tokens(1, "second\x00", 1, "stop")
     bad.fail(ModelNotFound("The model 'x\x00y' does not exist."))
-    drain = LogDrain(
-        Spool(tmp_path),
-        lambda records: insert_logs_idempotent(engine=db, records=records),
-        batch_size=10,
-        interval_s=0.01,
-        retry_max_s=0.05,
-        max_field_chars=1024,
-    )
-    await drain.record(bad.to_row())
-    await drain.flush()
-    assert drain.dead_lettered == 0
-    with Session(db) as session:
-        stored = session.get(RequestLog, "chatcmpl-row")
+    stored = await store_through_the_drain(bad, tmp_path, db)
     assert stored is not None and stored.status == 404
     r = REPLACEMENT
     assert stored.model == f"x{r}y" and stored.error is not None and f"x{r}y" in stored.error
@@ -94,7 +100,6 @@ async def test_nul_and_unencodable_text_land_sanitised(tmp_path: Path, db: Engin
     assert stored.output == f"out{r}put"
     assert stored.choices is not None and stored.choices[1]["text"] == f"second{r}"
     assert "\x00" not in str(stored.model_dump())
-    await drain.stop()
 
 
 async def test_overlong_text_is_cut_to_fit(tmp_path: Path, db: Engine) -> None:
@@ -102,22 +107,10 @@ async def test_overlong_text_is_cut_to_fit(tmp_path: Path, db: Engine) -> None:
     long.content = "p" * 5000
     long.on_tokens(0, "o" * 5000, 1, "length")
     long.succeed()
-    drain = LogDrain(
-        Spool(tmp_path),
-        lambda records: insert_logs_idempotent(engine=db, records=records),
-        batch_size=10,
-        interval_s=0.01,
-        retry_max_s=0.05,
-        max_field_chars=1024,
-    )
-    await drain.record(long.to_row())
-    await drain.flush()
-    with Session(db) as session:
-        stored = session.get(RequestLog, "chatcmpl-row")
-    assert stored is not None and drain.dead_lettered == 0
+    stored = await store_through_the_drain(long, tmp_path, db)
+    assert stored is not None
     assert len(stored.model) == 256 and stored.model.endswith("…[cut]")
     assert len(stored.output or "") == 1024 and len(stored.request) == 1024
-    await drain.stop()
 
 
 def test_opted_out_rows_keep_error_codes_not_messages() -> None:

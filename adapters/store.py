@@ -25,7 +25,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from adapters.exceptions import ArtifactCorrupt
-from adapters.validation import CONFIG_FILE, CONTRACT_FILES, WEIGHTS_FILE, ArtifactDigest
+from adapters.validation import CONFIG_FILE, CONTRACT_FILES, WEIGHTS_FILE, ArtifactDigest, sha256_of
 
 # The config goes last: a folder with a config is a complete folder.
 UPLOAD_ORDER = (WEIGHTS_FILE, CONFIG_FILE)
@@ -73,14 +73,7 @@ def _check(found: dict[str, str], sha256: str, what: str) -> None:
 
 
 def _file_digests(folder: Path) -> dict[str, str]:
-    digests = {}
-    for filename in CONTRACT_FILES:
-        digest = hashlib.sha256()
-        with (folder / filename).open("rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-        digests[filename] = digest.hexdigest()
-    return digests
+    return {filename: sha256_of(folder / filename) for filename in CONTRACT_FILES}
 
 
 def _signature(folder: Path) -> tuple:

@@ -36,6 +36,7 @@ from gateway.exceptions import (
 )
 from switchyard.db import is_connection_error
 from switchyard.exceptions import SwitchyardError
+from tuner.exceptions import InvalidJob, InvalidTrainingFile, JobConflict, TuningResourceNotFound
 
 logger = logging.getLogger(__name__)
 MAX_REPORTED_ERRORS = 3
@@ -69,12 +70,16 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], ErrorKind], ...] = (
     (ContextLengthExceeded, ErrorKind(400, "invalid_request_error", "context_length_exceeded")),
     (InvalidRequest, ErrorKind(400, "invalid_request_error", "invalid_value")),
     (InvalidAdapter, ErrorKind(400, "invalid_request_error", "invalid_adapter")),
+    (InvalidTrainingFile, ErrorKind(400, "invalid_request_error", "invalid_training_file")),
+    (InvalidJob, ErrorKind(400, "invalid_request_error", "invalid_value")),
     (AuthenticationFailed, ErrorKind(401, "authentication_error", "invalid_api_key")),
     (PermissionDenied, ErrorKind(403, "permission_error", "insufficient_permissions")),
     (ModelNotFound, ErrorKind(404, "invalid_request_error", "model_not_found")),
     (AdapterNotFound, ErrorKind(404, "invalid_request_error", "model_not_found")),
     (ResourceNotFound, ErrorKind(404, "invalid_request_error", "not_found")),
+    (TuningResourceNotFound, ErrorKind(404, "invalid_request_error", "not_found")),
     (AdapterConflict, ErrorKind(409, "invalid_request_error", "conflict")),
+    (JobConflict, ErrorKind(409, "invalid_request_error", "conflict")),
     (QueueFull, ErrorKind(429, "rate_limit_error", "queue_full")),
     (ClientDisconnected, ErrorKind(CLIENT_CLOSED, "invalid_request_error", "client_closed_request")),
     (ArtifactCorrupt, ErrorKind(503, "service_unavailable_error", "artifact_corrupt")),

@@ -86,7 +86,7 @@ def keys_create(
     allow: Annotated[
         str, typer.Option(help="Comma-separated adapters the key may use, or '*' for all its tenant's.")
     ] = "",
-    scope: Annotated[list[KeyScope] | None, typer.Option(help="Extra rights: evaluate, review.")] = None,
+    scope: Annotated[list[KeyScope] | None, typer.Option(help="Extra rights: evaluate, review, fine_tune.")] = None,
     log_content: Annotated[bool, typer.Option(help="Log message content for this key's requests.")] = True,
 ) -> None:
     """Create a key and print it (it is shown only once). By default it may call the base model only."""

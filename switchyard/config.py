@@ -181,7 +181,8 @@ PII_ENTITIES: tuple[PiiEntity, ...] = (
 
 
 class TunerSettings(Section):
-    """Curation of logged traffic into dataset snapshots."""
+    """Curation of logged traffic into dataset snapshots, training jobs, training files and the
+    refresh schedule."""
 
     min_examples: int = Field(default=20, ge=1, le=10_000_000)
     """Fewest curated examples worth a snapshot; with fewer, curation is skipped (not failed)."""
@@ -213,6 +214,42 @@ class TunerSettings(Section):
 
     snapshot_dir: Path | None = None
     """Where dataset snapshots are written. Default: ``<data_dir>/datasets``."""
+
+    preset: Literal["auto", "default", "demo"] = "auto"
+    """Hyperparameters of adapters without their own: ``default`` (the field's QLoRA defaults),
+    ``demo`` (what makes the tiny random demo model learn), ``auto`` (``demo`` on the demo base)."""
+
+    max_concurrent_trainings: int = Field(default=1, ge=1, le=64)
+    """Training runs at once on this machine (each is a child process holding the model)."""
+
+    worker_poll_interval_s: float = Field(default=1.0, gt=0.0, le=60.0)
+    """How often the job worker looks for queued jobs and cancel requests."""
+
+    heartbeat_stale_s: float = Field(default=60.0, ge=5.0, le=86_400.0)
+    """A running job whose worker has not reported for this long is taken to be orphaned (its
+    process died) and is queued again; it resumes from its last checkpoint."""
+
+    cancel_grace_s: float = Field(default=30.0, gt=0.0, le=3600.0)
+    """How long a cancelled training may take to stop at a step boundary before it is killed."""
+
+    jobs_dir: Path | None = None
+    """Where training runs write checkpoints and adapters. Default: ``<data_dir>/tuning/jobs``."""
+
+    files_dir: Path | None = None
+    """Where uploaded training files are kept. Default: ``<data_dir>/tuning/files``."""
+
+    max_file_bytes: int = Field(default=256 * 1024 * 1024, ge=1024, le=1 << 40)
+    """Largest training file accepted by ``/v1/files``."""
+
+    max_file_lines: int = Field(default=1_000_000, ge=1, le=100_000_000)
+    """Most examples in one training file."""
+
+    scheduler_enabled: bool = True
+    """Run each adapter's refresh schedule in this process (turn off on serving-only replicas)."""
+
+    misfire_grace_s: int = Field(default=3600, ge=1, le=7 * 86_400)
+    """A scheduled refresh that could not start on time (the process was down) still runs if it
+    is at most this late; several missed runs coalesce into one."""
 
 
 class Settings(BaseSettings):
@@ -297,6 +334,23 @@ class Settings(BaseSettings):
     def snapshot_dir(self) -> Path:
         """Where curation writes dataset snapshots."""
         return self.tuner.snapshot_dir or self.data_dir / "datasets"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Where training runs write their checkpoints and adapters."""
+        return self.tuner.jobs_dir or self.data_dir / "tuning" / "jobs"
+
+    @property
+    def files_dir(self) -> Path:
+        """Where uploaded training files are kept."""
+        return self.tuner.files_dir or self.data_dir / "tuning" / "files"
+
+    @property
+    def training_preset(self) -> Literal["default", "demo"]:
+        """The hyperparameter preset of adapters without their own."""
+        if self.tuner.preset == "auto":
+            return "demo" if self.uses_demo_model else "default"
+        return self.tuner.preset
 
     @property
     def spool_dir(self) -> Path:

@@ -12,10 +12,19 @@ from sqlmodel import Session, SQLModel
 import adapters.models
 import gateway.auth.models
 import switchyard.traffic.models
+import tuner.jobs.models
 import tuner.models
+import tuner.policies
 from switchyard.db import make_engine, session_scope
 
-TABLE_MODULES = (adapters.models, gateway.auth.models, switchyard.traffic.models, tuner.models)
+TABLE_MODULES = (
+    adapters.models,
+    gateway.auth.models,
+    switchyard.traffic.models,
+    tuner.models,
+    tuner.jobs.models,
+    tuner.policies,
+)
 """The modules that define tables (importing them registers the tables in ``SQLModel.metadata``)."""
 
 

@@ -21,6 +21,9 @@ class KeyScope(StrEnum):
     """May call versions that are not serving (``alias@N`` of a candidate or rejected version)."""
     review = "review"
     """Its ``corrected_completion`` feedback may become training data."""
+    fine_tune = "fine_tune"
+    """May upload training files and run fine-tuning jobs (``/v1/files``, ``/v1/fine_tuning``) on
+    its tenant's adapters."""
 
 
 class ApiKeyBase(SQLModel):
@@ -115,6 +118,10 @@ class Principal:
     @property
     def is_reviewer(self) -> bool:
         return self.is_admin or KeyScope.review in self.scopes
+
+    @property
+    def may_fine_tune(self) -> bool:
+        return self.is_admin or KeyScope.fine_tune in self.scopes
 
     def owns(self, key_id: int | None) -> bool:
         return self.is_admin or (key_id is not None and key_id == self.key_id)

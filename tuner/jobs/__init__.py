@@ -1,0 +1,1 @@
+"""Fine-tuning jobs: records, the queue, and the worker that runs them."""

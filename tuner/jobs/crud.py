@@ -1,0 +1,327 @@
+"""Queries on fine-tuning jobs: the queue, the tenant-scoped reads, events and checkpoints."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, update
+from sqlmodel import Session, col, select
+
+from switchyard.db import utcnow
+from tuner.exceptions import JobConflict, TuningResourceNotFound
+from tuner.jobs.models import (
+    ENDED,
+    JobOutcome,
+    JobStage,
+    JobStatus,
+    TuningCheckpoint,
+    TuningJob,
+    TuningJobBase,
+    TuningJobEvent,
+)
+
+MAX_EVENT_MESSAGE = 4000
+ACTIVE = (JobStatus.validating_files, JobStatus.queued, JobStatus.running)
+
+
+class AnyTenant:
+    """The admin's view: every tenant's jobs."""
+
+
+ANY_TENANT = AnyTenant()
+TenantScope = str | None | AnyTenant
+"""Whose rows a caller sees: one tenant (None is the tenant of keys without one), or any."""
+
+
+def new_public_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(12)}"
+
+
+def _tenant_is(column: Any, tenant: str | None) -> ColumnElement[bool]:
+    # None is a tenant of its own (keys without one), never "any tenant".
+    return column == tenant if tenant is not None else col(column).is_(None)
+
+
+def _visible(scope: TenantScope) -> list[ColumnElement[bool]]:
+    return [] if isinstance(scope, AnyTenant) else [_tenant_is(TuningJob.tenant, scope)]
+
+
+def create_job(*, session: Session, job_in: TuningJobBase, key_id: int | None = None) -> TuningJob:
+    job = TuningJob.model_validate(job_in, update={"public_id": new_public_id("ftjob"), "key_id": key_id})
+    session.add(job)
+    session.flush()
+    add_event(session=session, job=job, message=f"Created fine-tuning job: {job.public_id}")
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def get_job(*, session: Session, public_id: str, scope: TenantScope = ANY_TENANT) -> TuningJob:
+    """The job, if ``scope`` may see it; another tenant's job is :class:`TuningResourceNotFound`."""
+    job = session.exec(select(TuningJob).where(TuningJob.public_id == public_id, *_visible(scope))).first()
+    if job is None:
+        raise TuningResourceNotFound(f"No fine-tuning job with id '{public_id}'.", param="fine_tuning_job_id")
+    return job
+
+
+def _page_after(
+    model: Any, public_id: str | None, where: Sequence[ColumnElement[bool]], session: Session
+) -> list[ColumnElement[bool]]:
+    """``where``, plus: older than the row named ``public_id`` (pages go newest first)."""
+    conditions = list(where)
+    if public_id is not None:
+        anchor = session.exec(select(model.id).where(model.public_id == public_id, *where)).first()
+        if anchor is None:
+            return conditions + [col(model.id) < 0]  # an unknown cursor: an empty page, not an error
+        conditions.append(col(model.id) < anchor)
+    return conditions
+
+
+def list_jobs(
+    *,
+    session: Session,
+    scope: TenantScope = ANY_TENANT,
+    after: str | None = None,
+    limit: int = 20,
+    adapter: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> tuple[list[TuningJob], bool]:
+    """A page of jobs, newest first, and whether more follow."""
+    where = _visible(scope)
+    if adapter is not None:
+        where.append(TuningJob.adapter == adapter)
+    conditions = _page_after(TuningJob, after, where, session)
+    statement = select(TuningJob).where(*conditions).order_by(col(TuningJob.id).desc())
+    if metadata:
+        # Filtered here: JSON containment has no portable SQL between SQLite and PostgreSQL.
+        rows = [j for j in session.exec(statement) if all((j.metadata_ or {}).get(k) == v for k, v in metadata.items())]
+        return rows[:limit], len(rows) > limit
+    rows = list(session.exec(statement.limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
+def active_job(*, session: Session, adapter: str) -> TuningJob | None:
+    """The adapter's queued or running job, if any (the oldest)."""
+    return session.exec(
+        select(TuningJob)
+        .where(TuningJob.adapter == adapter, col(TuningJob.status).in_(ACTIVE))
+        .order_by(col(TuningJob.id))
+    ).first()
+
+
+def add_event(
+    *,
+    session: Session,
+    job: TuningJob,
+    message: str,
+    level: str = "info",
+    type: str = "message",
+    data: dict[str, Any] | None = None,
+) -> TuningJobEvent:
+    """Add an event to the caller's transaction (the caller commits)."""
+    assert job.id is not None
+    event = TuningJobEvent(job_id=job.id, level=level, type=type, message=message[:MAX_EVENT_MESSAGE], data=data)
+    session.add(event)
+    return event
+
+
+def list_events(
+    *, session: Session, job: TuningJob, after: str | None = None, limit: int = 20
+) -> tuple[list[TuningJobEvent], bool]:
+    """A page of the job's events, newest first (OpenAI's order); ``after`` is an event id."""
+    where = [TuningJobEvent.job_id == job.id]
+    if after is not None:
+        number = event_number(after)
+        where.append(col(TuningJobEvent.id) < (number if number is not None else 0))
+    rows = list(
+        session.exec(select(TuningJobEvent).where(*where).order_by(col(TuningJobEvent.id).desc()).limit(limit + 1))
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def events_since(*, session: Session, job: TuningJob, after_id: int = 0) -> list[TuningJobEvent]:
+    """The job's events after ``after_id``, oldest first (for followers such as the CLI)."""
+    return list(
+        session.exec(
+            select(TuningJobEvent)
+            .where(TuningJobEvent.job_id == job.id, col(TuningJobEvent.id) > after_id)
+            .order_by(col(TuningJobEvent.id))
+        )
+    )
+
+
+def event_public_id(event: TuningJobEvent) -> str:
+    return f"ftevent-{event.id}"
+
+
+def event_number(public_id: str) -> int | None:
+    prefix, _, number = public_id.partition("-")
+    return int(number) if prefix == "ftevent" and number.isdigit() and len(number) < 12 else None
+
+
+def add_checkpoint(
+    *, session: Session, job: TuningJob, step: int, metrics: dict[str, Any], path: str
+) -> TuningCheckpoint:
+    assert job.id is not None
+    existing = session.exec(
+        select(TuningCheckpoint).where(TuningCheckpoint.job_id == job.id, TuningCheckpoint.step == step)
+    ).first()
+    if existing is not None:  # a resumed run saves the same step again
+        return existing
+    checkpoint = TuningCheckpoint(
+        public_id=new_public_id("ftckpt"), job_id=job.id, step=step, metrics=metrics, path=path
+    )
+    session.add(checkpoint)
+    return checkpoint
+
+
+def list_checkpoints(
+    *, session: Session, job: TuningJob, after: str | None = None, limit: int = 10
+) -> tuple[list[TuningCheckpoint], bool]:
+    where = [TuningCheckpoint.job_id == job.id]
+    conditions = _page_after(TuningCheckpoint, after, where, session)
+    rows = list(
+        session.exec(
+            select(TuningCheckpoint).where(*conditions).order_by(col(TuningCheckpoint.id).desc()).limit(limit + 1)
+        )
+    )
+    return rows[:limit], len(rows) > limit
+
+
+# -- the queue ------------------------------------------------------------------------------
+
+
+def claim_next(*, session: Session, worker: str, busy_adapters: frozenset[str] = frozenset()) -> TuningJob | None:
+    """Atomically take the oldest queued job whose adapter has no running job, for ``worker``.
+
+    The conditional update is what makes it safe with several workers: only one of them changes
+    the row from ``queued``. Never two trainings of one adapter at once: a job waits while another
+    job of its adapter runs anywhere, or is being started by this worker (``busy_adapters``)."""
+    running = select(TuningJob.adapter).where(TuningJob.status == JobStatus.running)
+    busy = set(session.exec(running)) | set(busy_adapters)
+    queued = session.exec(
+        select(TuningJob).where(TuningJob.status == JobStatus.queued).order_by(col(TuningJob.id))
+    ).all()
+    for job in queued:
+        if job.adapter in busy:
+            continue
+        now = utcnow()
+        result = session.exec(  # type: ignore[call-overload]
+            update(TuningJob)
+            .where(col(TuningJob.id) == job.id, col(TuningJob.status) == JobStatus.queued)
+            .values(
+                status=JobStatus.running,
+                worker=worker,
+                heartbeat_at=now,
+                started_at=job.started_at or now,
+                attempts=TuningJob.attempts + 1,
+            )
+        )
+        if result.rowcount == 1:
+            session.commit()
+            session.refresh(job)
+            return job
+        session.rollback()
+    return None
+
+
+def heartbeat(*, session: Session, job_ids: Sequence[int], worker: str) -> list[str]:
+    """Mark ``job_ids`` alive; return the public ids of those whose cancel was requested."""
+    if not job_ids:
+        return []
+    session.exec(  # type: ignore[call-overload]
+        update(TuningJob)
+        .where(col(TuningJob.id).in_(job_ids), TuningJob.worker == worker)
+        .values(heartbeat_at=utcnow())
+    )
+    session.commit()
+    return list(
+        session.exec(
+            select(TuningJob.public_id).where(col(TuningJob.id).in_(job_ids), col(TuningJob.cancel_requested))
+        )
+    )
+
+
+def requeue_orphans(*, session: Session, stale_before: datetime) -> list[TuningJob]:
+    """Queue again the running jobs whose worker stopped reporting before ``stale_before`` (it
+    died): they resume from their last checkpoint. A cancel requested meanwhile ends them."""
+    orphans = session.exec(
+        select(TuningJob).where(
+            TuningJob.status == JobStatus.running,
+            (col(TuningJob.heartbeat_at).is_(None)) | (col(TuningJob.heartbeat_at) < stale_before),
+        )
+    ).all()
+    for job in orphans:
+        if job.cancel_requested:
+            _end(job, JobStatus.cancelled)
+            add_event(session=session, job=job, message="Job cancelled (its worker had stopped)")
+        else:
+            add_event(
+                session=session,
+                job=job,
+                level="warn",
+                message=f"The worker running this job ({job.worker or 'unknown'}) stopped; queued to resume",
+            )
+            job.status, job.stage, job.worker = JobStatus.queued, None, None
+        session.add(job)
+    session.commit()
+    return list(orphans)
+
+
+def request_cancel(*, session: Session, public_id: str, scope: TenantScope = ANY_TENANT) -> TuningJob:
+    """Cancel a job: a queued one ends at once, a running one when its worker sees the request."""
+    job = get_job(session=session, public_id=public_id, scope=scope)
+    if job.status in ENDED:
+        raise JobConflict(f"Job {public_id} has already {job.status.value}; it cannot be cancelled.", param=None)
+    if job.status == JobStatus.running:
+        if not job.cancel_requested:
+            job.cancel_requested = True
+            add_event(session=session, job=job, message="Cancellation requested")
+    else:
+        _end(job, JobStatus.cancelled)
+        add_event(session=session, job=job, message="Job cancelled before it started")
+    session.add(job)
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def set_stage(*, session: Session, job: TuningJob, stage: JobStage, message: str, **fields: Any) -> None:
+    job.stage = stage
+    for name, value in fields.items():
+        setattr(job, name, value)
+    add_event(session=session, job=job, message=message)
+    session.add(job)
+    session.commit()
+
+
+def _end(job: TuningJob, status: JobStatus) -> None:
+    job.status, job.stage, job.finished_at = status, None, utcnow()
+
+
+def finish_job(
+    *,
+    session: Session,
+    job: TuningJob,
+    status: JobStatus,
+    message: str,
+    level: str = "info",
+    outcome: JobOutcome | None = None,
+    error: tuple[str, str, str | None] | None = None,
+    **fields: Any,
+) -> TuningJob:
+    """End the job (``error`` is code, message, param for a failed one)."""
+    _end(job, status)
+    job.outcome = outcome
+    if error is not None:
+        job.error_code, job.error_message, job.error_param = error
+    for name, value in fields.items():
+        setattr(job, name, value)
+    add_event(session=session, job=job, message=message, level=level)
+    session.add(job)
+    session.commit()
+    session.refresh(job)
+    return job

@@ -3,6 +3,8 @@ generation, so every gateway (this process or another) sees the alias move at on
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel import Session
 
 from adapters.exceptions import AdapterConflict, InvalidAdapter
@@ -157,3 +159,28 @@ def set_pinned(*, session: Session, name: str, pinned: bool) -> Adapter:
     adapter.pinned = pinned
     record_event(session, adapter, "pin" if pinned else "unpin", None)
     return _commit(session, adapter)
+
+
+def record_metrics(*, session: Session, name: str, version: int, key: str, value: Any) -> AdapterVersion:
+    """Store ``value`` under ``metrics[key]`` of ``name@version`` (e.g. the gate's decision), and
+    in the audit trail. Routing does not change, so the generation does not either."""
+    adapter = require_adapter(session=session, name=name, for_update=True)
+    target = require_version(session=session, adapter=adapter, version=version)
+    target.metrics = {**target.metrics, key: value}
+    session.add(target)
+    summary = value.get("verdict") if isinstance(value, dict) and "verdict" in value else value
+    record_event(session, adapter, key, version, summary=summary)
+    session.commit()
+    session.refresh(target)
+    return target
+
+
+def set_task_checks(*, session: Session, name: str, task_checks: dict[str, Any]) -> Adapter:
+    """Replace the adapter's evaluation checks (validated by the caller, which knows the gate)."""
+    adapter = require_adapter(session=session, name=name, for_update=True)
+    adapter.task_checks = task_checks
+    record_event(session, adapter, "task_checks", None)
+    session.add(adapter)
+    session.commit()
+    session.refresh(adapter)
+    return adapter

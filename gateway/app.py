@@ -18,7 +18,8 @@ from prometheus_client import REGISTRY
 from adapters.base_model import BaseModelSpec
 from adapters.config import artifact_store, engine_limits
 from gateway import health, metrics_router
-from gateway.admin import keys_router, requests_router
+from gateway.admin import keys_router, requests_router, tuning_policy_router
+from gateway.admin.tuning_policy_service import TuningPolicyService
 from gateway.auth.service import AuthService
 from gateway.chat import router as chat_router
 from gateway.chat.service import ChatService
@@ -27,11 +28,16 @@ from gateway.completions.service import CompletionService
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
 from gateway.engine.supervisor import SupervisedEngine
-from gateway.engine.tokenizer import PromptTokenizer
 from gateway.engine.vllm_client import VLLMEngineClient
 from gateway.error_responses import register_error_handlers
+from gateway.evaluation import AdmittedScorer, EngineScorer, EvaluationTokenizer
 from gateway.feedback import router as feedback_router
 from gateway.feedback.service import FeedbackService
+from gateway.files import router as files_router
+from gateway.files.service import FilesService
+from gateway.fine_tuning import router as fine_tuning_router
+from gateway.fine_tuning.candidates import RegistryCandidates
+from gateway.fine_tuning.service import FineTuningService
 from gateway.generation.service import GenerationService
 from gateway.middleware import RequestIdMiddleware
 from gateway.models import router as models_router
@@ -47,6 +53,10 @@ from switchyard import __version__
 from switchyard.config import EngineSettings, Settings
 from switchyard.db import make_engine
 from switchyard.traffic.crud import insert_logs_idempotent, probe_log_insert
+from tuner.files import FileLimits
+from tuner.jobs.pipeline import PipelineSettings, TuningPipeline
+from tuner.jobs.worker import JobWorker
+from tuner.scheduling import RefreshScheduler
 
 logger = logging.getLogger(__name__)
 EngineFactory = Callable[[str, EngineSettings], EngineClient]
@@ -68,7 +78,8 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
         backoff_s=settings.engine.restart_backoff_s,
         backoff_max_s=settings.engine.restart_backoff_max_s,
     )
-    tokenizer = await asyncio.to_thread(PromptTokenizer, model)
+    # The evaluation gate's tokenizer is the prompt tokenizer plus answer rendering: one instance.
+    tokenizer = await asyncio.to_thread(EvaluationTokenizer, model)
     base = await asyncio.to_thread(BaseModelSpec.load, model)
     router = ModelRouter(
         base_model_name=settings.served_model_name,
@@ -120,6 +131,34 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
         return appended
 
     generation = GenerationService(engine=engine, admission=admission, tracker=router, log=log)
+    registry = RegistryService(
+        db=db,
+        store=store,
+        router=router,
+        base=base,
+        limits=engine_limits(settings),
+        scratch_dir=settings.scratch_dir,
+        import_roots=settings.registry.import_roots,
+        engine_ready=lambda: engine.is_ready,
+    )
+    pipeline = TuningPipeline(
+        db=db,
+        registry=RegistryCandidates(
+            db=db, registry=registry, scorer=AdmittedScorer(EngineScorer(engine, tokenizer), router)
+        ),
+        settings=PipelineSettings(
+            tuner=settings.tuner,
+            base_model=model,
+            snapshot_root=settings.snapshot_dir,
+            jobs_dir=settings.jobs_dir,
+            files_dir=settings.files_dir,
+            default_preset=settings.training_preset,
+        ),
+    )
+    worker = JobWorker(db=db, pipeline=pipeline, settings=settings.tuner)
+    scheduler = (
+        RefreshScheduler(db, settings.tuner, settings.training_preset) if settings.tuner.scheduler_enabled else None
+    )
     return Services(
         settings=settings,
         auth=AuthService(
@@ -140,16 +179,22 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
         completions=CompletionService(generation=generation, router=router, tokenizer=tokenizer),
         feedback=FeedbackService(db=db, drain=drain, read_wait_s=log_settings.read_wait_s),
         traffic=TrafficLogService(db=db, drain=drain, read_wait_s=log_settings.read_wait_s),
-        registry=RegistryService(
+        registry=registry,
+        fine_tuning=FineTuningService(
             db=db,
-            store=store,
-            router=router,
-            base=base,
-            limits=engine_limits(settings),
-            scratch_dir=settings.scratch_dir,
-            import_roots=settings.registry.import_roots,
-            engine_ready=lambda: engine.is_ready,
+            base_model_name=settings.served_model_name,
+            files_dir=settings.files_dir,
+            default_preset=settings.training_preset,
+            on_created=worker.wake,
         ),
+        tuning_worker=worker,
+        files=FilesService(
+            db=db,
+            files_dir=settings.files_dir,
+            limits=FileLimits(max_bytes=settings.tuner.max_file_bytes, max_lines=settings.tuner.max_file_lines),
+        ),
+        tuning_policies=TuningPolicyService(db=db, scheduler=scheduler),
+        refresh_scheduler=scheduler,
     )
 
 
@@ -159,12 +204,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     services.drain.start()  # replays whatever a previous process left in the spool
     services.router.start_watching(services.settings.registry.poll_interval_s)
+    if services.refresh_scheduler is not None:
+        # It only queues jobs (the worker runs them), so it need not wait for the engine; the
+        # refreshes that fell due while no process ran are queued now.
+        services.refresh_scheduler.start()
 
     # The engine loads in the background: /health answers at once, /ready once it is loaded.
     # The supervisor keeps restarting it if it dies, and tells the router each time it is up.
     async def start_engine() -> None:
         started = time.perf_counter()
         await services.engine.start()
+        # Jobs need the engine (the gate scores through it), so the worker starts once it is up.
+        services.tuning_worker.start()
         # The startup heap (torch, transformers, vLLM) is long-lived: freezing it keeps the
         # cyclic GC from walking it on every oldest-generation collection, pauses that showed
         # as TTFT tail latency. vLLM's own API server does the same.
@@ -179,6 +230,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not engine_start.done():
             engine_start.cancel()
         await asyncio.gather(engine_start, return_exceptions=True)
+        if services.refresh_scheduler is not None:
+            services.refresh_scheduler.shutdown()
+        await services.tuning_worker.stop()  # running trainings are queued again, to resume
         await services.router.stop()
         await services.drain.stop()
         await services.engine.shutdown()
@@ -225,9 +279,13 @@ def create_app(settings: Settings, *, engine_factory: EngineFactory = VLLMEngine
         completions_router,
         models_router,
         feedback_router,
+        fine_tuning_router,
         keys_router,
         requests_router,
+        tuning_policy_router,
+        files_router,
     ):
         app.include_router(module.router)
+    app.include_router(fine_tuning_router.admin_router)
     _without_fastapi_422(app)
     return app

@@ -36,7 +36,7 @@ from gateway.exceptions import (
 )
 from switchyard.db import is_connection_error
 from switchyard.exceptions import SwitchyardError
-from tuner.exceptions import InvalidJob, InvalidTrainingFile, JobConflict, TuningResourceNotFound
+from tuner.exceptions import InvalidJob, InvalidPolicy, InvalidTrainingFile, JobConflict, TuningResourceNotFound
 
 logger = logging.getLogger(__name__)
 MAX_REPORTED_ERRORS = 3
@@ -72,6 +72,7 @@ DOMAIN_ERRORS: tuple[tuple[type[Exception], ErrorKind], ...] = (
     (InvalidAdapter, ErrorKind(400, "invalid_request_error", "invalid_adapter")),
     (InvalidTrainingFile, ErrorKind(400, "invalid_request_error", "invalid_training_file")),
     (InvalidJob, ErrorKind(400, "invalid_request_error", "invalid_value")),
+    (InvalidPolicy, ErrorKind(400, "invalid_request_error", "invalid_value")),
     (AuthenticationFailed, ErrorKind(401, "authentication_error", "invalid_api_key")),
     (PermissionDenied, ErrorKind(403, "permission_error", "insufficient_permissions")),
     (ModelNotFound, ErrorKind(404, "invalid_request_error", "model_not_found")),

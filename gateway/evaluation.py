@@ -29,6 +29,7 @@ from adapters.registry import ServableVersion
 from gateway.engine.protocol import EngineClient
 from gateway.engine.tokenizer import PromptTokenizer
 from gateway.exceptions import InvalidRequest
+from gateway.routing import ModelRouter
 
 _ids = itertools.count()
 
@@ -68,9 +69,9 @@ class EngineScorer:
     """Scores versions through ``engine``; the versions must be loadable by it (they are loaded on
     first use, like any pinned-version request).
 
-    Not yet safe beside served traffic: these requests bypass the router's engine-slot admission
-    (``AdapterResidency.enter``), which keeps vLLM from evicting an adapter a batch needs. Wiring
-    the gate into a serving gateway must admit each scored version through it first."""
+    Its requests do not take an engine slot by themselves: beside served traffic, use
+    :class:`AdmittedScorer`, which admits each scored version like a served request, so that
+    vLLM never evicts an adapter a running batch needs."""
 
     def __init__(self, engine: EngineClient, tokenizer: EvaluationTokenizer, *, request_prefix: str = "eval") -> None:
         self._engine = engine
@@ -121,3 +122,22 @@ class EngineScorer:
         params = SamplingParams(max_tokens=max_tokens, temperature=0.0, output_kind=RequestOutputKind.FINAL_ONLY)
         final = await self._final(prompt_ids, params, adapter)
         return await self._tokenizer.decode_async(final.outputs[0].token_ids)
+
+
+class AdmittedScorer:
+    """An :class:`EngineScorer` whose requests are admitted by the router like served requests
+    (an engine slot, the version loaded, counted in flight), for scoring beside live traffic."""
+
+    def __init__(self, inner: EngineScorer, router: ModelRouter) -> None:
+        self._inner = inner
+        self._router = router
+
+    async def nll(
+        self, prompt: list[dict[str, Any]], answer: str, adapter: ServableVersion | None
+    ) -> tuple[float, int]:
+        async with self._router.hold(adapter):
+            return await self._inner.nll(prompt, answer, adapter)
+
+    async def generate(self, prompt: list[dict[str, Any]], adapter: ServableVersion | None, max_tokens: int) -> str:
+        async with self._router.hold(adapter):
+            return await self._inner.generate(prompt, adapter, max_tokens)

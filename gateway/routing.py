@@ -20,6 +20,8 @@ import logging
 import random
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -312,6 +314,19 @@ class ModelRouter:
             self.residency.leave(version_id)
             raise
         return RouteTarget(model=model, version=version)
+
+    @asynccontextmanager
+    async def hold(self, version: ServableVersion | None) -> AsyncIterator[None]:
+        """Run internal requests for ``version`` (the evaluation gate's) as a served request
+        runs: admitted to an engine slot, loaded, and counted in flight until the block ends."""
+        if version is None:
+            yield
+            return
+        target = await self._admit(version.qualified_name, version)
+        try:
+            yield
+        finally:
+            self.leave(target)
 
     def models_for(self, principal: Principal) -> list[ModelCard]:
         base = self.base_model_name

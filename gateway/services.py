@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from adapters.store import ArtifactStore
+from gateway.admin.tuning_policy_service import TuningPolicyService
 from gateway.auth.service import AuthService
 from gateway.chat.service import ChatService
 from gateway.completions.service import CompletionService
@@ -14,12 +15,16 @@ from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
 from gateway.engine.tokenizer import PromptTokenizer
 from gateway.feedback.service import FeedbackService
+from gateway.files.service import FilesService
+from gateway.fine_tuning.service import FineTuningService
 from gateway.registry.service import RegistryService
 from gateway.routing import ModelRouter
 from gateway.traffic.drain import LogDrain
 from gateway.traffic.service import TrafficLogService
 from monitoring.metrics import GatewayMetrics
 from switchyard.config import Settings
+from tuner.jobs.worker import JobWorker
+from tuner.scheduling import RefreshScheduler
 
 
 @dataclass
@@ -40,3 +45,10 @@ class Services:
     feedback: FeedbackService
     traffic: TrafficLogService
     registry: RegistryService
+    fine_tuning: FineTuningService
+    tuning_worker: JobWorker
+    """Runs the queued fine-tuning jobs (training children, the gate, promotion)."""
+    files: FilesService
+    tuning_policies: TuningPolicyService
+    refresh_scheduler: RefreshScheduler | None
+    """Queues each adapter's scheduled refresh (None: ``SWITCHYARD_TUNER__SCHEDULER_ENABLED`` is off)."""

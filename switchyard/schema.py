@@ -12,6 +12,7 @@ from sqlmodel import Session, SQLModel
 import adapters.models
 import gateway.auth.models
 import switchyard.traffic.models
+import tuner.files.models
 import tuner.jobs.models
 import tuner.models
 import tuner.policies
@@ -22,6 +23,7 @@ TABLE_MODULES = (
     gateway.auth.models,
     switchyard.traffic.models,
     tuner.models,
+    tuner.files.models,
     tuner.jobs.models,
     tuner.policies,
 )

@@ -23,3 +23,7 @@ class TuningResourceNotFound(TunerError):
 
 class JobConflict(TunerError):
     """The job's state forbids the request (e.g. cancelling a job that already ended)."""
+
+
+class InvalidPolicy(TunerError):
+    """A tuning policy that cannot be stored: unknown or out-of-range overrides, a bad schedule."""

@@ -6,17 +6,23 @@ hyperparameters and the gate's defaults.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import model_validator
-from sqlalchemy import JSON, Column
-from sqlmodel import Field, Session, SQLModel, select
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ValidationError, model_validator
+from sqlalchemy import JSON, Column, String
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, col, select
 
+from adapters.registry import require_adapter
 from switchyard.db import utcnow
+from tuner.exceptions import InvalidPolicy
 from tuner.gate import GatePolicy
-from tuner.training import Hyperparameters, preset
+from tuner.training import PRESETS, Hyperparameters, preset
 
 PresetName = Literal["default", "demo"]
 MIN_INTERVAL_S = 60
@@ -24,7 +30,7 @@ MAX_INTERVAL_S = 366 * 86_400
 
 
 class TuningPolicyBase(SQLModel):
-    preset: PresetName | None = None
+    preset: PresetName | None = Field(default=None, sa_type=String(16))
     """Hyperparameter preset; None: the configured one (``SWITCHYARD_TUNER__PRESET``)."""
     hyperparameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     """Overrides on the preset (any :class:`~tuner.training.Hyperparameters` field)."""
@@ -83,3 +89,122 @@ def resolve_policy(policy: TuningPolicyBase | None, *, default_preset: PresetNam
         gate=GatePolicy.model_validate(policy.gate),
         min_new_examples=policy.min_new_examples,
     )
+
+
+# -- writing policies ----------------------------------------------------------------------
+
+CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_WEEKDAY_ITEM = re.compile(r"(\*|\d+)(?:-(\d+))?(?:/(\d+))?")
+
+
+def _crontab_weekdays(field: str) -> str:
+    """The day-of-week field with crontab's numbers (0 and 7 are Sunday) spelt as names.
+
+    APScheduler 3 numbers weekdays from Monday, so ``0 3 * * 1`` would run on Tuesdays; names
+    mean the same to both. Numeric items (``1-5``, ``*/2``, ``0,6``) become explicit lists."""
+    items = []
+    for item in field.split(","):
+        match = _WEEKDAY_ITEM.fullmatch(item)
+        if item == "*" or match is None:  # names, or something APScheduler will refuse itself
+            items.append(item)
+            continue
+        start, end, step = match.groups()
+        if start == "*" and end is not None:
+            raise ValueError(f"bad day-of-week item {item!r}")
+        first = 0 if start == "*" else int(start)
+        open_ended = start == "*" or step is not None  # ``*`` and ``N/step`` run to the field's end
+        last = int(end) if end is not None else (7 if open_ended else first)
+        if last > 7 or first > last or (step is not None and int(step) < 1):
+            raise ValueError(f"bad day-of-week item {item!r} (0-7, 0 and 7 are Sunday)")
+        days = range(first, last + 1, int(step or 1))
+        items.append(",".join(dict.fromkeys(CRON_WEEKDAYS[day % 7] for day in days)))
+    return ",".join(items)
+
+
+def cron_trigger(expression: str) -> CronTrigger:
+    """``expression`` (five crontab fields, UTC) as APScheduler's trigger; :class:`InvalidPolicy`
+    if it does not parse or can never fire (``0 0 31 2 *``)."""
+    fields = expression.split()
+    try:
+        if len(fields) != 5:
+            raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
+        fields[4] = _crontab_weekdays(fields[4])
+        trigger = CronTrigger.from_crontab(" ".join(fields), timezone="UTC")
+    except ValueError as exc:
+        raise InvalidPolicy(f"schedule_cron {expression!r} is not a crontab: {exc}", param="schedule_cron") from None
+    if trigger.get_next_fire_time(None, utcnow()) is None:
+        raise InvalidPolicy(f"schedule_cron {expression!r} never fires", param="schedule_cron")
+    return trigger
+
+
+def _checked_overrides(model: type[BaseModel], base: dict[str, Any], overrides: dict[str, Any], name: str) -> dict:
+    """``overrides`` as ``model`` normalizes them over ``base``; :class:`InvalidPolicy` names the
+    first bad one (``param`` is ``name.field``)."""
+    unknown = [key for key in overrides if key not in model.model_fields]
+    if unknown:
+        raise InvalidPolicy(
+            f"{name} has no field {unknown[0]!r}; known: {', '.join(model.model_fields)}",
+            param=f"{name}.{unknown[0]}",
+        )
+    try:
+        validated = model.model_validate({**base, **overrides})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in (name, *error["loc"]))
+        raise InvalidPolicy(f"{where}: {error['msg']}", param=where) from None
+    checked = validated.model_dump(mode="json", include=set(overrides))
+    try:  # the JSON column (PostgreSQL's json above all) refuses NaN and Infinity
+        json.dumps(checked, allow_nan=False)
+    except ValueError:
+        raise InvalidPolicy(f"{name} overrides must be finite numbers", param=name) from None
+    return checked
+
+
+def validate_policy(policy_in: TuningPolicyBase) -> TuningPolicyBase:
+    """``policy_in`` with its overrides checked and normalized; :class:`InvalidPolicy` otherwise.
+
+    Checked when a policy is written, so a bad one is the writer's error, never a scheduler or
+    worker failure later."""
+    base = PRESETS[policy_in.preset or "default"].model_dump()
+    hyperparameters = _checked_overrides(Hyperparameters, base, policy_in.hyperparameters, "hyperparameters")
+    gate = _checked_overrides(GatePolicy, {}, policy_in.gate, "gate")
+    if policy_in.schedule_cron is not None:
+        cron_trigger(policy_in.schedule_cron)
+    return TuningPolicyBase.model_validate(policy_in.model_dump() | {"hyperparameters": hyperparameters, "gate": gate})
+
+
+def _write(session: Session, adapter: str, values: dict[str, Any]) -> TuningPolicy:
+    row = get_policy(session=session, adapter=adapter)
+    if row is None:
+        row = TuningPolicy(adapter=adapter, **values)
+    else:
+        row.sqlmodel_update(values | {"updated_at": utcnow()})
+    session.add(row)
+    session.commit()
+    session.refresh(row)
+    return row
+
+
+def upsert_policy(*, session: Session, adapter: str, policy_in: TuningPolicyBase) -> TuningPolicy:
+    """Create or replace (every field) the policy of an existing adapter."""
+    require_adapter(session=session, name=adapter)
+    values = validate_policy(policy_in).model_dump()
+    try:
+        return _write(session, adapter, values)
+    except IntegrityError:  # another writer created it between the read and the insert: replace theirs
+        session.rollback()
+        return _write(session, adapter, values)
+
+
+def delete_policy(*, session: Session, adapter: str) -> bool:
+    """Remove the adapter's policy (its schedule with it); False if it had none."""
+    row = get_policy(session=session, adapter=adapter)
+    if row is None:
+        return False
+    session.delete(row)
+    session.commit()
+    return True
+
+
+def list_policies(*, session: Session) -> list[TuningPolicy]:
+    return list(session.exec(select(TuningPolicy).order_by(col(TuningPolicy.adapter))))

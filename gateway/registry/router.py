@@ -12,6 +12,7 @@ from gateway.error_responses import REGISTRY_ERROR_RESPONSES
 from gateway.registry.protocol import CanaryRequest, ImportAdapterRequest, PinRequest, PromoteRequest, RejectRequest
 from gateway.registry.service import RegistryService
 from switchyard.db import DB_INT_MAX, storable_text
+from tuner.gate import TaskChecks
 
 router = APIRouter(prefix="/admin/adapters", tags=["adapters"], responses=REGISTRY_ERROR_RESPONSES)
 
@@ -79,6 +80,13 @@ async def canary(name: AdapterNamePath, body: CanaryRequest, registry: RegistryD
 async def pin(name: AdapterNamePath, body: PinRequest, registry: RegistryDep) -> AdapterDetail:
     """Keep the active version resident in an engine slot."""
     return await registry.pin(name, body.pinned)
+
+
+@router.put("/{name}/task-checks", response_model=AdapterDetail)
+async def set_task_checks(name: AdapterNamePath, body: TaskChecks, registry: RegistryDep) -> AdapterDetail:
+    """The checks the evaluation gate runs on greedy answers (exact match, JSON validity, JSON
+    schema, regex); a candidate may not pass fewer of them than the champion."""
+    return await registry.set_task_checks(name, body.model_dump(mode="json", exclude_none=True))
 
 
 @router.get("/{name}/events", response_model=AdapterEventsPublic)

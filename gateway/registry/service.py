@@ -34,6 +34,7 @@ from adapters.models import (
     VersionStatus,
 )
 from adapters.registry import (
+    ServableVersion,
     describe,
     get_servable,
     list_adapters,
@@ -42,7 +43,7 @@ from adapters.registry import (
     require_version,
     version_by_id,
 )
-from adapters.sources import HUB_SCHEME, AdapterSource, ArchiveSource, source_from_uri
+from adapters.sources import HUB_SCHEME, AdapterSource, ArchiveSource, LocalFolderSource, source_from_uri
 from adapters.store import ArtifactStore
 from adapters.validation import EngineLimits
 from gateway.engine.protocol import AdapterLoadError
@@ -219,6 +220,34 @@ class RegistryService:
         row = await self._in_session(work)
         await self._check_loads(row, name)
         return row
+
+    async def register_trained(self, name: str, folder: Path, **metadata: Any) -> AdapterVersionPublic:
+        """Register a version the tuner trained. The folder is the tuner's own output, not a
+        client's path, so no import root applies; everything else is an import like any other
+        (validation, the store, and the engine's load check, which rejects what it refuses)."""
+        source = LocalFolderSource(folder, max_bytes=self._limits.max_adapter_bytes)
+        row = await self._in_session(lambda s: self._import(s, name, source, self._scratch, **metadata))
+        await self._check_loads(row, name)
+        return row
+
+    async def servable(self, name: str, version: int) -> ServableVersion:
+        """``name@version`` as the engine loads it (any status but rejected)."""
+        return await self._in_session(
+            lambda s: get_servable(
+                session=s, store=self._store, name=name, version=version, base_fingerprint=self._base.fingerprint
+            )
+        )
+
+    async def record_metrics(self, name: str, version: int, key: str, value: Any) -> AdapterVersionPublic:
+        return await self._in_session(
+            lambda s: AdapterVersionPublic.model_validate(
+                lifecycle.record_metrics(session=s, name=name, version=version, key=key, value=value)
+            )
+        )
+
+    async def set_task_checks(self, name: str, task_checks: dict[str, Any]) -> AdapterDetail:
+        await self._in_session(lambda s: lifecycle.set_task_checks(session=s, name=name, task_checks=task_checks))
+        return await self._detail(name)
 
     async def promote(self, name: str, version: int) -> AdapterDetail:
         await self._warm(name, version)

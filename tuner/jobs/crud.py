@@ -75,7 +75,7 @@ def _page_after(
     if public_id is not None:
         anchor = session.exec(select(model.id).where(model.public_id == public_id, *where)).first()
         if anchor is None:
-            return conditions + [col(model.id) < 0]  # an unknown cursor: an empty page, not an error
+            return [*conditions, col(model.id) < 0]  # an unknown cursor: an empty page, not an error
         conditions.append(col(model.id) < anchor)
     return conditions
 
@@ -239,9 +239,7 @@ def heartbeat(*, session: Session, job_ids: Sequence[int], worker: str) -> list[
     )
     session.commit()
     return list(
-        session.exec(
-            select(TuningJob.public_id).where(col(TuningJob.id).in_(job_ids), col(TuningJob.cancel_requested))
-        )
+        session.exec(select(TuningJob.public_id).where(col(TuningJob.id).in_(job_ids), col(TuningJob.cancel_requested)))
     )
 
 
@@ -269,6 +267,17 @@ def requeue_orphans(*, session: Session, stale_before: datetime) -> list[TuningJ
         session.add(job)
     session.commit()
     return list(orphans)
+
+
+def requeue(*, session: Session, public_ids: Sequence[str], worker: str, reason: str) -> None:
+    """Queue again ``worker``'s running jobs among ``public_ids`` (it stopped them to shut down)."""
+    for job in session.exec(select(TuningJob).where(col(TuningJob.public_id).in_(public_ids))):
+        if job.status != JobStatus.running or job.worker != worker:
+            continue
+        add_event(session=session, job=job, level="warn", message=reason)
+        job.status, job.stage, job.worker = JobStatus.queued, None, None
+        session.add(job)
+    session.commit()
 
 
 def request_cancel(*, session: Session, public_id: str, scope: TenantScope = ANY_TENANT) -> TuningJob:

@@ -197,6 +197,50 @@ def test_candidates_trained_on_bad_answers_are_rejected(
     assert [j.id for j in listed.data] == [job.id]
 
 
+def test_the_base_model_with_a_suffix_becomes_a_new_adapter(
+    gateway: RemoteGateway, admin_http: httpx.Client, keys: dict[str, str], champion: int, task: tuple
+) -> None:
+    """OpenAI's way to start an adapter: the gate compares it with the base model on the job's own
+    hold-out (there is no trusted set yet), says so, and the new alias serves at once."""
+    train, holdout = task
+    trainer = client_for(gateway.url, keys["trainer"])
+    base = gateway_base_model(admin_http)
+    job = trainer.fine_tuning.jobs.create(
+        model=base,
+        suffix="acme-router",
+        training_file=upload(trainer, train, "train.jsonl"),
+        validation_file=upload(trainer, holdout, "valid.jsonl"),
+        hyperparameters={"n_epochs": 5},
+        seed=1234,
+    )
+    assert job.user_provided_suffix == "acme-router" and job.seed == 1234
+    finished = wait_for_job(admin_http, job.id)
+    assert finished["status"] == "succeeded" and finished["outcome"] == "promoted", finished["gate"]
+    assert finished["fine_tuned_model"] == "acme-router@1" and finished["parent_version"] is None
+    numbers = finished["gate"]["numbers"]
+    assert numbers["champion_version"] is None and numbers["evaluation_set_trusted"] is False
+    assert any("the validation file" in reason for reason in finished["gate"]["reasons"])
+    assert finished["trained_tokens"] and finished["hyperparameters"]["n_epochs"] == 5
+
+    retrieved = trainer.fine_tuning.jobs.retrieve(job.id)
+    assert retrieved.status == "succeeded" and retrieved.fine_tuned_model == "acme-router@1"
+    events = trainer.fine_tuning.jobs.list_events(job.id, limit=5)
+    assert len(events.data) == 5 and events.has_more
+    assert events.data[0].message.startswith("acme-router@1 promoted")
+    checkpoints = trainer.fine_tuning.jobs.checkpoints.list(job.id)
+    assert checkpoints.data and checkpoints.data[0].step_number > 0
+    detail = admin_http.get("/admin/adapters/acme-router").json()
+    assert detail["tenant"] == TENANT and detail["active_version"] == 1
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {gateway.admin_key}"},
+        json={"model": "acme-router", "messages": holdout[1]["prompt"], "max_tokens": 12, "temperature": 0},
+        timeout=60,
+    )
+    assert response.headers["x-switchyard-adapter-version"] == "acme-router@1"
+    assert response.json()["choices"][0]["message"]["content"].strip() == answer_of(holdout[1])
+
+
 def test_a_killed_training_fails_its_job_and_the_champion_keeps_serving(
     gateway: RemoteGateway, admin_http: httpx.Client, keys: dict[str, str], task: tuple
 ) -> None:
@@ -239,11 +283,15 @@ def test_cancel_stops_a_running_training(
         trainer.fine_tuning.jobs.cancel(job.id)
 
 
-def test_jobs_belong_to_their_tenant(gateway: RemoteGateway, keys: dict[str, str], task: tuple) -> None:
+def test_jobs_belong_to_their_tenant(
+    gateway: RemoteGateway, admin_http: httpx.Client, keys: dict[str, str], champion: int, task: tuple
+) -> None:
     train, _ = task
     trainer = client_for(gateway.url, keys["trainer"])
     other = client_for(gateway.url, keys["other"])
-    job = trainer.fine_tuning.jobs.list(limit=1).data[0]
+    job = trainer.fine_tuning.jobs.create(model=ADAPTER, training_file=upload(trainer, train[:30], "acme.jsonl"))
+    trainer.fine_tuning.jobs.cancel(job.id)
+    assert wait_for_job(admin_http, job.id, timeout_s=120)["status"] == "cancelled"
 
     with pytest.raises(openai.NotFoundError):
         other.fine_tuning.jobs.retrieve(job.id)
@@ -251,21 +299,27 @@ def test_jobs_belong_to_their_tenant(gateway: RemoteGateway, keys: dict[str, str
         other.fine_tuning.jobs.cancel(job.id)
     with pytest.raises(openai.NotFoundError):
         other.fine_tuning.jobs.list_events(job.id)
+    with pytest.raises(openai.NotFoundError):
+        other.fine_tuning.jobs.checkpoints.list(job.id)
     assert job.id not in {j.id for j in other.fine_tuning.jobs.list(limit=100).data}
-    # Another tenant can neither train acme's adapter nor use acme's file.
+    # Another tenant can neither train acme's adapter nor train on acme's file.
     own_file = upload(other, train[:30], "globex.jsonl")
     with pytest.raises(openai.NotFoundError) as missing:
         other.fine_tuning.jobs.create(model=ADAPTER, training_file=own_file)
     assert missing.value.body["code"] == "model_not_found"
+    base = gateway_base_model(admin_http)
     with pytest.raises(openai.BadRequestError) as foreign:
-        other.fine_tuning.jobs.create(model=ADAPTER + "-2", training_file=job.training_file or "file-x")
-    assert foreign.value.body["param"] in {"model", "training_file"}
+        other.fine_tuning.jobs.create(model=base, suffix="globex-router", training_file=job.training_file)
+    assert foreign.value.body["param"] == "training_file"
+    with pytest.raises(openai.BadRequestError) as taken:
+        other.fine_tuning.jobs.create(model=base, suffix=ADAPTER, training_file=own_file)
+    assert taken.value.body["param"] == "suffix"
     with pytest.raises(openai.PermissionDeniedError):
         client_for(gateway.url, keys["no_scope"]).fine_tuning.jobs.list()
 
 
 def test_bad_job_requests_are_refused_and_create_nothing(
-    gateway: RemoteGateway, admin_http: httpx.Client, keys: dict[str, str], task: tuple
+    gateway: RemoteGateway, admin_http: httpx.Client, keys: dict[str, str], champion: int, task: tuple
 ) -> None:
     trainer = client_for(gateway.url, keys["trainer"])
     file_id = upload(trainer, task[0][:30], "ok.jsonl")

@@ -14,6 +14,8 @@ from gateway.auth import crud
 from gateway.auth.models import ApiKeyCreate, KeyScope
 from switchyard.bootstrap import prepare
 from switchyard.cli_adapters import app as adapters_app
+from switchyard.cli_jobs import app as jobs_app
+from switchyard.cli_jobs import policy, tune
 from switchyard.cli_settings import load_settings, settings_of
 from switchyard.config import Settings
 from switchyard.schema import open_database
@@ -24,6 +26,9 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(keys_app, name="keys")
 app.add_typer(adapters_app, name="adapters")
+app.add_typer(jobs_app, name="jobs")
+app.command()(tune)
+adapters_app.command()(policy)  # `switchyard adapters policy NAME`: beside the other adapter commands
 app.callback()(load_settings)
 
 

@@ -29,13 +29,7 @@ from switchyard.exceptions import SwitchyardError
 from switchyard.schema import open_database
 from tuner.jobs.crud import active_job, create_job, events_since, get_job, list_events, list_jobs, request_cancel
 from tuner.jobs.models import ENDED, JOB_ID_PATTERN, JobStatus, JobTrigger, TuningJob, TuningJobEvent
-from tuner.policies import (
-    TuningPolicyBase,
-    TuningPolicyPublic,
-    delete_policy,
-    get_policy,
-    upsert_policy,
-)
+from tuner.policies import TuningPolicy, TuningPolicyBase, TuningPolicyPublic, delete_policy, get_policy, upsert_policy
 from tuner.scheduling import SYNC_INTERVAL_S, refresh_job
 
 app = typer.Typer(
@@ -50,6 +44,8 @@ DURATION_PART = re.compile(r"(\d+)([smhd])")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 LEVEL_STYLES = {"warn": "yellow", "error": "red"}
 OUTCOME_STYLES = {"promoted": "green", "canary": "cyan", "rejected": "yellow", "skipped": "dim"}
+DROP = object()
+"""``--set KEY=`` (nothing after ``=``): remove the override."""
 
 JobIdArgument = Annotated[str, typer.Argument(help="Job id (ftjob-…).")]
 PollOption = Annotated[float, typer.Option(min=0.01, max=60.0, hidden=True, help="Seconds between polls.")]
@@ -76,6 +72,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def _state(job: TuningJob) -> str:
+    """What the job is doing, or what came of it: a stage, an outcome, or else its status."""
     if job.status == JobStatus.running:
         return job.stage.value if job.stage else "running"
     if job.status == JobStatus.succeeded and job.outcome:
@@ -219,7 +216,7 @@ def list_(
 ) -> None:
     """Recent jobs, newest first."""
     rows, more = _run(ctx, lambda s: list_jobs(session=s, adapter=adapter, limit=limit))
-    table = Table("id", "adapter", "trigger", "status", "stage/outcome", "fine_tuned_model", "created")
+    table = Table("id", "adapter", "trigger", "status", "stage/outcome", "fine_tuned_model", "created (UTC)")
     table.columns[0].no_wrap = True
     for job in rows:
         table.add_row(
@@ -227,7 +224,7 @@ def list_(
             job.adapter,
             job.trigger.value,
             job.status.value,
-            (job.stage or job.outcome or "-") if job.status != JobStatus.queued else "-",
+            _state(job) if job.status in (JobStatus.running, JobStatus.succeeded) else "-",
             job.fine_tuned_model or "-",
             _when(job.created_at),
         )
@@ -312,7 +309,7 @@ def _assignment(pair: str) -> tuple[str, Any]:
     if not sep or not key:
         raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
     if not raw:
-        return key, None  # KEY= removes the override
+        return key, DROP
     try:
         return key, json.loads(raw)
     except ValueError:
@@ -355,7 +352,8 @@ def policy(
     for field, value in (("min_new_examples", min_new_examples), ("preset", preset), ("enabled", enable)):
         if value is not None:
             changes[field] = value
-    gate = {k: v for k, v in (("on_pass", on_pass), ("canary_weight", canary_weight), ("margin", margin)) if v is not None}
+    gate_options = (("on_pass", on_pass), ("canary_weight", canary_weight), ("margin", margin))
+    gate = {field: value for field, value in gate_options if value is not None}
     overrides = dict(_assignment(pair) for pair in set_ or [])
     if clear and (changes or gate or overrides):
         raise typer.BadParameter("--clear takes no other option")
@@ -365,13 +363,14 @@ def policy(
         row = get_policy(session=session, adapter=name)
         if clear:
             delete_policy(session=session, adapter=name)
-            typer.echo(f"{name}: policy removed; it is tuned on demand with the defaults" if row else f"{name}: no policy")
+            removed = "policy removed: it is tuned on demand with the defaults"
+            typer.echo(f"{name}: {removed if row else 'it has no policy'}")
             return
         if not (changes or gate or overrides):
             _echo_policy(name, row, settings.training_preset)
             return
         current = TuningPolicyBase.model_validate(row.model_dump()) if row else TuningPolicyBase()
-        hyperparameters = {k: v for k, v in (current.hyperparameters | overrides).items() if v is not None}
+        hyperparameters = {k: v for k, v in (current.hyperparameters | overrides).items() if v is not DROP}
         try:
             policy_in = TuningPolicyBase.model_validate(
                 current.model_dump() | changes | {"gate": current.gate | gate, "hyperparameters": hyperparameters}
@@ -386,7 +385,7 @@ def policy(
     _run(ctx, work)
 
 
-def _echo_policy(name: str, row: Any, default_preset: str) -> None:
+def _echo_policy(name: str, row: TuningPolicy | None, default_preset: str) -> None:
     if row is None:
         typer.echo(f"{name} has no tuning policy: it is tuned on demand, preset {default_preset!r}, gate defaults")
         return

@@ -34,6 +34,22 @@ ROUTES = {
     ("post", "/admin/adapters/{name}/versions/{version}/retire"),
     ("post", "/admin/adapters/{name}/versions/{version}/reject"),
     ("delete", "/admin/adapters/{name}/versions/{version}"),
+    ("put", "/admin/adapters/{name}/task-checks"),
+    ("post", "/admin/adapters/{name}/tune"),
+    ("get", "/admin/adapters/{name}/tuning-policy"),
+    ("put", "/admin/adapters/{name}/tuning-policy"),
+    ("delete", "/admin/adapters/{name}/tuning-policy"),
+    ("post", "/v1/files"),
+    ("get", "/v1/files"),
+    ("get", "/v1/files/{file_id}"),
+    ("delete", "/v1/files/{file_id}"),
+    ("get", "/v1/files/{file_id}/content"),
+    ("post", "/v1/fine_tuning/jobs"),
+    ("get", "/v1/fine_tuning/jobs"),
+    ("get", "/v1/fine_tuning/jobs/{fine_tuning_job_id}"),
+    ("post", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/cancel"),
+    ("get", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/events"),
+    ("get", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints"),
 }
 PUBLIC = {("get", "/health")}
 

@@ -16,6 +16,7 @@ PACKAGES = ("switchyard", "adapters", "tuner", "monitoring", "gateway")
 COMPOSITION = {
     "switchyard.cli",
     "switchyard.cli_adapters",
+    "switchyard.cli_jobs",
     "switchyard.cli_settings",
     "switchyard.bootstrap",
     "switchyard.schema",

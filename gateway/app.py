@@ -185,7 +185,7 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
             base_model_name=settings.served_model_name,
             files_dir=settings.files_dir,
             default_preset=settings.training_preset,
-            on_created=worker.wake,
+            on_queue_change=worker.wake,
         ),
         tuning_worker=worker,
         files=FilesService(

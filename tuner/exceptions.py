@@ -27,3 +27,7 @@ class JobConflict(TunerError):
 
 class InvalidPolicy(TunerError):
     """A tuning policy that cannot be stored: unknown or out-of-range overrides, a bad schedule."""
+
+
+class TrainingFailed(TunerError):
+    """The training child failed: it crashed, was killed, or raised (the message says which)."""

@@ -58,9 +58,12 @@ def _epoch(moment: datetime | None) -> int | None:
 
 def render_job(job: TuningJob) -> FineTuningJob:
     """A job as OpenAI's ``fine_tuning.job`` object."""
-    hp = Hyperparameters.model_validate(job.hyperparameters)
     multiplier = job.requested_hyperparameters.get("learning_rate_multiplier", "auto")
-    reported = {**to_openai(hp), "learning_rate_multiplier": 1.0 if multiplier == "auto" else multiplier}
+    try:
+        resolved = to_openai(Hyperparameters.model_validate(job.hyperparameters))
+    except ValueError:  # stored under other bounds: show what was asked rather than fail the read
+        resolved = {k: job.requested_hyperparameters.get(k, "auto") for k in ("n_epochs", "batch_size")}
+    reported = {**resolved, "learning_rate_multiplier": 1.0 if multiplier == "auto" else multiplier}
     error = (
         JobError(code=job.error_code, message=job.error_message or "", param=job.error_param)
         if job.error_code
@@ -130,14 +133,14 @@ class FineTuningService:
         base_model_name: str,
         files_dir: Path,
         default_preset: PresetName,
-        on_created: Callable[[], None] = lambda: None,
+        on_queue_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._db = db
         self._base_model_name = base_model_name
         self._files_dir = files_dir
         self._default_preset = default_preset
-        self._on_created = on_created
-        """Called after a job is queued (the local worker's wake-up)."""
+        self._on_queue_change = on_queue_change
+        """Called when the queue changed (a job created or cancelled): the local worker's wake-up."""
 
     async def _in_session(self, work: Callable[[Session], T]) -> T:
         return await in_session(self._db, work)
@@ -149,9 +152,13 @@ class FineTuningService:
         return ANY_TENANT if principal.is_admin else principal.tenant
 
     def _hyperparameters(self, session: Session, adapter: str, requested: OpenAIHyperparameters) -> Hyperparameters:
-        resolved = resolve_policy(get_policy(session=session, adapter=adapter), default_preset=self._default_preset)
         try:
-            return from_openai(requested, base=resolved.hyperparameters)
+            policy = get_policy(session=session, adapter=adapter)
+            base = resolve_policy(policy, default_preset=self._default_preset).hyperparameters
+        except ValueError as exc:  # a policy stored before a setting's bounds changed
+            raise InvalidJob(f"The adapter's tuning policy is invalid; fix it first: {exc}", param="model") from None
+        try:
+            return from_openai(requested, base=base)
         except ValueError as exc:
             raise InvalidJob(f"Invalid hyperparameters: {exc}", param="hyperparameters") from None
 
@@ -204,15 +211,17 @@ class FineTuningService:
             raise InvalidJob(f"File '{file_id}' was not uploaded with purpose 'fine-tune'.", param=param)
 
     async def create(self, body: FineTuningJobCreate, principal: Principal) -> FineTuningJob:
-        scope = self._scope(principal)
+        self._scope(principal)
         if body.integrations:
             raise InvalidJob("Integrations are not supported.", param="integrations")
 
         def work(session: Session) -> TuningJob:
             adapter, tenant = self._target(session, body, principal)
-            self._check_file(session, body.training_file, scope, "training_file")
+            # The job reads its files as the adapter's tenant, so they must be that tenant's
+            # (an admin training a tenant's adapter uses files uploaded for that tenant).
+            self._check_file(session, body.training_file, tenant, "training_file")
             if body.validation_file is not None:
-                self._check_file(session, body.validation_file, scope, "validation_file")
+                self._check_file(session, body.validation_file, tenant, "validation_file")
             requested = body.requested_hyperparameters()
             hp = self._hyperparameters(session, adapter, requested)
             job_in = TuningJobBase(
@@ -232,7 +241,7 @@ class FineTuningService:
             return crud.create_job(session=session, job_in=job_in, key_id=principal.key_id)
 
         job = await self._in_session(work)
-        self._on_created()
+        self._on_queue_change()
         return render_job(job)
 
     async def tune(self, name: str, body: TuneRequest) -> FineTuningJob:
@@ -257,7 +266,7 @@ class FineTuningService:
             return crud.create_job(session=session, job_in=job_in)
 
         job = await self._in_session(work)
-        self._on_created()
+        self._on_queue_change()
         return render_job(job)
 
     async def list(
@@ -276,7 +285,7 @@ class FineTuningService:
     async def cancel(self, principal: Principal, job_id: str) -> FineTuningJob:
         scope = self._scope(principal)
         job = await self._in_session(lambda s: crud.request_cancel(session=s, public_id=job_id, scope=scope))
-        self._on_created()  # the worker passes the request on at once
+        self._on_queue_change()  # the worker passes a running job's cancel on at once
         return render_job(job)
 
     async def events(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from switchyard.db import utcnow
@@ -199,7 +200,8 @@ def claim_next(*, session: Session, worker: str, busy_adapters: frozenset[str] =
 
     The conditional update is what makes it safe with several workers: only one of them changes
     the row from ``queued``. Never two trainings of one adapter at once: a job waits while another
-    job of its adapter runs anywhere, or is being started by this worker (``busy_adapters``)."""
+    job of its adapter runs anywhere (the partial unique index on running rows holds it even when
+    two workers race), or is being started by this worker (``busy_adapters``)."""
     running = select(TuningJob.adapter).where(TuningJob.status == JobStatus.running)
     busy = set(session.exec(running)) | set(busy_adapters)
     queued = session.exec(
@@ -209,17 +211,22 @@ def claim_next(*, session: Session, worker: str, busy_adapters: frozenset[str] =
         if job.adapter in busy:
             continue
         now = utcnow()
-        result = session.exec(  # type: ignore[call-overload]
-            update(TuningJob)
-            .where(col(TuningJob.id) == job.id, col(TuningJob.status) == JobStatus.queued)
-            .values(
-                status=JobStatus.running,
-                worker=worker,
-                heartbeat_at=now,
-                started_at=job.started_at or now,
-                attempts=TuningJob.attempts + 1,
+        try:
+            result = session.exec(  # type: ignore[call-overload]
+                update(TuningJob)
+                .where(col(TuningJob.id) == job.id, col(TuningJob.status) == JobStatus.queued)
+                .values(
+                    status=JobStatus.running,
+                    worker=worker,
+                    heartbeat_at=now,
+                    started_at=job.started_at or now,
+                    attempts=TuningJob.attempts + 1,
+                )
             )
-        )
+        except IntegrityError:  # another worker started a job of this adapter meanwhile
+            session.rollback()
+            busy.add(job.adapter)
+            continue
         if result.rowcount == 1:
             session.commit()
             session.refresh(job)
@@ -243,37 +250,42 @@ def heartbeat(*, session: Session, job_ids: Sequence[int], worker: str) -> list[
     )
 
 
-def requeue_orphans(*, session: Session, stale_before: datetime) -> list[TuningJob]:
-    """Queue again the running jobs whose worker stopped reporting before ``stale_before`` (it
-    died): they resume from their last checkpoint. A cancel requested meanwhile ends them."""
-    orphans = session.exec(
-        select(TuningJob).where(
-            TuningJob.status == JobStatus.running,
-            (col(TuningJob.heartbeat_at).is_(None)) | (col(TuningJob.heartbeat_at) < stale_before),
-        )
-    ).all()
+def requeue_orphans(*, session: Session, stale_before: datetime, worker: str) -> list[TuningJob]:
+    """Queue again the running jobs of other workers that stopped reporting before
+    ``stale_before`` (their process died): they resume from their last checkpoint. A cancel
+    requested meanwhile ends them instead. Each change is conditional on the row still being
+    stale, so a worker that reported in the meantime keeps its job."""
+    stale = (
+        (TuningJob.status == JobStatus.running)
+        & (col(TuningJob.worker).is_(None) | (col(TuningJob.worker) != worker))
+        & (col(TuningJob.heartbeat_at).is_(None) | (col(TuningJob.heartbeat_at) < stale_before))
+    )
+    orphans = session.exec(select(TuningJob).where(stale)).all()
+    changed = []
     for job in orphans:
+        values: dict[str, Any]
         if job.cancel_requested:
-            _end(job, JobStatus.cancelled)
-            add_event(session=session, job=job, message="Job cancelled (its worker had stopped)")
+            values = {"status": JobStatus.cancelled, "stage": None, "finished_at": utcnow()}
+            message, level = "Job cancelled (its worker had stopped)", "info"
         else:
-            add_event(
-                session=session,
-                job=job,
-                level="warn",
-                message=f"The worker running this job ({job.worker or 'unknown'}) stopped; queued to resume",
-            )
-            job.status, job.stage, job.worker = JobStatus.queued, None, None
-        session.add(job)
+            values = {"status": JobStatus.queued, "stage": None, "worker": None}
+            message = f"The worker running this job ({job.worker or 'unknown'}) stopped; queued to resume"
+            level = "warn"
+        result = session.exec(update(TuningJob).where(col(TuningJob.id) == job.id, stale).values(**values))  # type: ignore[call-overload]
+        if result.rowcount == 1:
+            add_event(session=session, job=job, message=message, level=level)
+            changed.append(job)
     session.commit()
-    return list(orphans)
+    for job in changed:
+        session.refresh(job)
+    return changed
 
 
-def requeue(*, session: Session, public_ids: Sequence[str], worker: str, reason: str) -> None:
-    """Queue again ``worker``'s running jobs among ``public_ids`` (it stopped them to shut down)."""
-    for job in session.exec(select(TuningJob).where(col(TuningJob.public_id).in_(public_ids))):
-        if job.status != JobStatus.running or job.worker != worker:
-            continue
+def requeue(*, session: Session, worker: str, reason: str) -> None:
+    """Queue again every running job of ``worker`` (it stops them to shut down, or claimed one
+    it never started)."""
+    running = select(TuningJob).where(TuningJob.status == JobStatus.running, TuningJob.worker == worker)
+    for job in session.exec(running).all():
         add_event(session=session, job=job, level="warn", message=reason)
         job.status, job.stage, job.worker = JobStatus.queued, None, None
         session.add(job)
@@ -281,20 +293,31 @@ def requeue(*, session: Session, public_ids: Sequence[str], worker: str, reason:
 
 
 def request_cancel(*, session: Session, public_id: str, scope: TenantScope = ANY_TENANT) -> TuningJob:
-    """Cancel a job: a queued one ends at once, a running one when its worker sees the request."""
+    """Cancel a job: a queued one ends at once, a running one when its worker sees the request.
+
+    Both are conditional updates, so a worker claiming the job at the same moment cannot make
+    the cancel vanish: whichever state the row is in when the update runs is the one acted on."""
     job = get_job(session=session, public_id=public_id, scope=scope)
-    if job.status in ENDED:
-        raise JobConflict(f"Job {public_id} has already {job.status.value}; it cannot be cancelled.", param=None)
-    if job.status == JobStatus.running:
-        if not job.cancel_requested:
-            job.cancel_requested = True
-            add_event(session=session, job=job, message="Cancellation requested")
-    else:
-        _end(job, JobStatus.cancelled)
+    ended = session.exec(  # type: ignore[call-overload]
+        update(TuningJob)
+        .where(col(TuningJob.id) == job.id, col(TuningJob.status).in_((JobStatus.queued, JobStatus.validating_files)))
+        .values(status=JobStatus.cancelled, stage=None, finished_at=utcnow(), cancel_requested=True)
+    )
+    changed = ended.rowcount == 1
+    if changed:
         add_event(session=session, job=job, message="Job cancelled before it started")
-    session.add(job)
+    else:
+        flagged = session.exec(  # type: ignore[call-overload]
+            update(TuningJob)
+            .where(col(TuningJob.id) == job.id, TuningJob.status == JobStatus.running, ~col(TuningJob.cancel_requested))
+            .values(cancel_requested=True)
+        )
+        if flagged.rowcount == 1:
+            add_event(session=session, job=job, message="Cancellation requested")
     session.commit()
     session.refresh(job)
+    if job.status in ENDED and not changed:
+        raise JobConflict(f"Job {public_id} has already {job.status.value}; it cannot be cancelled.", param=None)
     return job
 
 
@@ -322,7 +345,11 @@ def finish_job(
     error: tuple[str, str, str | None] | None = None,
     **fields: Any,
 ) -> TuningJob:
-    """End the job (``error`` is code, message, param for a failed one)."""
+    """End the job (``error`` is code, message, param for a failed one). A job that has already
+    ended (a cancel that won a race) keeps its first ending."""
+    session.refresh(job)
+    if job.status in ENDED:
+        return job
     _end(job, status)
     job.outcome = outcome
     if error is not None:

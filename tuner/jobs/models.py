@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from switchyard.db import utcnow
@@ -89,8 +89,16 @@ class TuningJobBase(SQLModel):
     """Train even when the adapter's policy asks for more new examples than there are."""
 
 
+RUNNING = text("status = 'running'")
+
+
 class TuningJob(TuningJobBase, table=True):
     __tablename__ = "tuning_job"
+    # Never two trainings of one adapter at once, whichever workers claim them: the database
+    # refuses a second running row of an adapter (a partial unique index; SQLite and PostgreSQL).
+    __table_args__ = (
+        Index("uq_tuning_job_running_adapter", "adapter", unique=True, sqlite_where=RUNNING, postgresql_where=RUNNING),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     public_id: str = Field(max_length=64, unique=True, index=True)

@@ -32,7 +32,7 @@ from switchyard.config import TunerSettings
 from switchyard.db import session_scope
 from switchyard.exceptions import SwitchyardError
 from tuner.curation import CurationPolicy, curate_snapshot
-from tuner.exceptions import InvalidJob
+from tuner.exceptions import InvalidJob, TrainingFailed
 from tuner.files import read_training_rows
 from tuner.gate import (
     EvalRow,
@@ -120,10 +120,6 @@ class JobCancelled(Exception):
     """The job's cancel was requested; it ends as ``cancelled``."""
 
 
-class TrainingFailed(SwitchyardError):
-    """The training child failed (crashed, was killed, or raised)."""
-
-
 @dataclass(frozen=True)
 class Dataset:
     snapshot: DatasetSnapshot
@@ -161,7 +157,7 @@ class JobRun:
         SIGKILL after the grace period). Returns False when the run is past the point of no
         return (the gate has decided and the verdict is being applied): it then ends normally.
         Outside training the caller cancels the run's task."""
-        if self.job.stage == JobStage.promoting:
+        if self.job.stage in (JobStage.registering, JobStage.promoting):
             return False
         self.cancel_requested = True
         if self.process is not None:
@@ -235,8 +231,10 @@ class TuningPipeline:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
+            await self._reject_unjudged(run, "its job was cancelled")
             return await self._finish(run, JobStatus.cancelled, "Job cancelled")
         except JobCancelled:
+            await self._reject_unjudged(run, "its job was cancelled")
             return await self._finish(run, JobStatus.cancelled, "Job cancelled")
         except TrainingFailed as exc:
             return await self._fail(run, "training_failed", exc.message)
@@ -267,8 +265,15 @@ class TuningPipeline:
             candidate = await self._train_and_register(run, dataset, hyperparameters, parent, state)
         else:
             candidate = await self._registry.version(job.adapter, job.result_version)
+            if job.gate is not None:
+                # The gate had decided before the interruption; the champion may already be this
+                # candidate, so it is not scored again: its verdict is applied (idempotently).
+                await self._event(run, f"Resuming: applying the gate's verdict on {candidate.qualified_name}")
+                return await self._apply(run, candidate, GateDecision.model_validate(job.gate), resolved.gate)
             await self._event(run, f"Resuming at the evaluation of {candidate.qualified_name}")
         champion = state.champion
+        if champion is not None and champion.version_id == candidate.version_id:
+            raise InvalidJob(f"{candidate.qualified_name} already serves; there is nothing to compare it with.")
         decision = await self._gate(run, dataset, state, champion, candidate, resolved.gate)
         return await self._apply(run, candidate, decision, resolved.gate)
 
@@ -541,14 +546,18 @@ class TuningPipeline:
         await self._finish(run, JobStatus.succeeded, f"Skipped: {reason}", outcome=JobOutcome.skipped)
         return None
 
-    async def _fail(self, run: JobRun, code: str, message: str, param: str | None = None) -> TuningJob:
+    async def _reject_unjudged(self, run: JobRun, reason: str) -> None:
+        """A candidate that was registered but never judged must not stay promotable by accident."""
         candidate = run.job.result_version
-        if candidate is not None and run.job.gate is None:
-            # A candidate that was registered but never judged must not stay promotable by accident.
-            try:
-                await self._registry.reject(run.job.adapter, candidate, f"its job failed: {message[:500]}")
-            except Exception:
-                logger.exception("could not reject %s@%s after its job failed", run.job.adapter, candidate)
+        if candidate is None or run.job.gate is not None:
+            return
+        try:
+            await self._registry.reject(run.job.adapter, candidate, reason)
+        except Exception:
+            logger.exception("could not reject %s@%s (%s)", run.job.adapter, candidate, reason)
+
+    async def _fail(self, run: JobRun, code: str, message: str, param: str | None = None) -> TuningJob:
+        await self._reject_unjudged(run, f"its job failed: {message[:500]}")
         return await self._finish(run, JobStatus.failed, message, level="error", error=(code, message, param))
 
     async def _finish(self, run: JobRun, status: JobStatus, message: str, **fields: Any) -> TuningJob:

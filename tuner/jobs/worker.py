@@ -65,18 +65,15 @@ class JobWorker:
         await asyncio.gather(*(run.interrupt() for run, _ in runs), return_exceptions=True)
         for _, task in runs:
             task.cancel()
-        await asyncio.gather(*(task for _, task in runs), return_exceptions=True)
-        interrupted = [run.public_id for run, task in runs if task.cancelled()]
-        if interrupted:
-            await in_session(
-                self._db,
-                lambda s: crud.requeue(
-                    session=s,
-                    public_ids=interrupted,
-                    worker=self.worker_id,
-                    reason="Interrupted by a shutdown; queued to resume",
-                ),
-            )
+        await asyncio.gather(*(task for _, task in runs), *self._cancels, return_exceptions=True)
+        # Every job still marked as this worker's: the interrupted ones, and one whose claim
+        # committed while the loop was being cancelled (it was never started).
+        await in_session(
+            self._db,
+            lambda s: crud.requeue(
+                session=s, worker=self.worker_id, reason="Interrupted by a shutdown; queued to resume"
+            ),
+        )
 
     async def _loop(self) -> None:
         while True:
@@ -89,14 +86,18 @@ class JobWorker:
             self._wake.clear()
 
     async def _tick(self) -> None:
-        stale_before = utcnow() - timedelta(seconds=self._settings.heartbeat_stale_s)
-        requeued = await in_session(self._db, lambda s: crud.requeue_orphans(session=s, stale_before=stale_before))
-        for job in requeued:
-            logger.warning("fine-tuning job %s lost its worker; %s", job.public_id, job.status.value)
+        # Report first: a tick that came late must not take this worker's own jobs for orphans.
         ids = [run.job.id for run, _ in self._runs.values() if run.job.id is not None]
         cancelled = await in_session(self._db, lambda s: crud.heartbeat(session=s, job_ids=ids, worker=self.worker_id))
         for public_id in cancelled:
             await self._cancel(public_id)
+        stale_before = utcnow() - timedelta(seconds=self._settings.heartbeat_stale_s)
+        requeued = await in_session(
+            self._db,
+            lambda s: crud.requeue_orphans(session=s, stale_before=stale_before, worker=self.worker_id),
+        )
+        for job in requeued:
+            logger.warning("fine-tuning job %s lost its worker; %s", job.public_id, job.status.value)
         while len(self._runs) < self._settings.max_concurrent_trainings:
             busy = frozenset(run.job.adapter for run, _ in self._runs.values())
             job = await in_session(

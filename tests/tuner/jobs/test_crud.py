@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from switchyard.db import utcnow
@@ -59,7 +61,7 @@ def test_orphans_are_queued_again_and_resume_while_live_jobs_stay(db: Engine) ->
             session.add(job)
         session.commit()
 
-        requeued = crud.requeue_orphans(session=session, stale_before=utcnow() - timedelta(minutes=1))
+        requeued = crud.requeue_orphans(session=session, stale_before=utcnow() - timedelta(minutes=1), worker="new")
         assert {j.public_id for j in requeued} == {stale.public_id, cancelled.public_id}
         statuses = {
             j.public_id: crud.get_job(session=session, public_id=j.public_id).status for j in (stale, live, cancelled)
@@ -122,3 +124,14 @@ def test_events_page_newest_first_and_checkpoints_are_recorded_once(db: Engine) 
         checkpoints, _ = crud.list_checkpoints(session=session, job=job, limit=10)
         assert [c.step for c in checkpoints] == [4, 3, 2, 1, 0]
         assert crud.list_events(session=session, job=job, after="ftevent-x")[0] == []
+
+
+def test_the_database_refuses_two_running_jobs_of_one_adapter(db: Engine) -> None:
+    """What holds "one training per adapter" when two workers claim at the same moment."""
+    with Session(db, expire_on_commit=False) as session:
+        queue(session, "bot")
+        second = queue(session, "bot")
+        assert crud.claim_next(session=session, worker="a") is not None
+        with pytest.raises(IntegrityError):
+            session.exec(update(TuningJob).where(TuningJob.id == second.id).values(status=JobStatus.running))
+            session.commit()

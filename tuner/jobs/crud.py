@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -235,18 +236,30 @@ def claim_next(*, session: Session, worker: str, busy_adapters: frozenset[str] =
     return None
 
 
-def heartbeat(*, session: Session, job_ids: Sequence[int], worker: str) -> list[str]:
-    """Mark ``job_ids`` alive; return the public ids of those whose cancel was requested."""
+@dataclass(frozen=True)
+class Heartbeat:
+    cancel_requested: list[str]
+    """Jobs of this worker whose cancel was requested."""
+    lost: list[str]
+    """Jobs this worker runs but no longer owns (they were taken for orphans and given to another
+    worker, or ended elsewhere): it must stop them without writing anything more."""
+
+
+def heartbeat(*, session: Session, job_ids: Sequence[int], worker: str) -> Heartbeat:
+    """Mark this worker's running ``job_ids`` alive, and report what it must act on."""
     if not job_ids:
-        return []
+        return Heartbeat(cancel_requested=[], lost=[])
     session.exec(  # type: ignore[call-overload]
         update(TuningJob)
-        .where(col(TuningJob.id).in_(job_ids), TuningJob.worker == worker)
+        .where(col(TuningJob.id).in_(job_ids), TuningJob.worker == worker, TuningJob.status == JobStatus.running)
         .values(heartbeat_at=utcnow())
     )
     session.commit()
-    return list(
-        session.exec(select(TuningJob.public_id).where(col(TuningJob.id).in_(job_ids), col(TuningJob.cancel_requested)))
+    rows = session.exec(select(TuningJob).where(col(TuningJob.id).in_(job_ids))).all()
+    owned = [job for job in rows if job.worker == worker and job.status == JobStatus.running]
+    return Heartbeat(
+        cancel_requested=[job.public_id for job in owned if job.cancel_requested],
+        lost=[job.public_id for job in rows if job not in owned],
     )
 
 

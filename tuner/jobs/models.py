@@ -112,6 +112,8 @@ class TuningJob(TuningJobBase, table=True):
     """The dataset snapshot trained on (lineage)."""
     parent_version: int | None = None
     """The champion the candidate was trained from and compared with (None: the base model)."""
+    parent_resolved: bool = False
+    """Whether ``parent_version`` was decided (a resumed job keeps it, even when it is the base)."""
     result_version: int | None = None
     fine_tuned_model: str | None = Field(default=None, max_length=128)
     """``alias@version`` of the trained candidate, whatever the gate decided."""

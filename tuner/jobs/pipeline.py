@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from opentelemetry import trace
+from opentelemetry.trace import Span, StatusCode, Tracer
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -147,10 +149,17 @@ class JobRun:
         self.process: TrainingProcess | None = None
         """The training child, while one runs."""
         self.cancel_requested = False
+        self.stage_span: Span | None = None
+        """The trace span of the stage the run is in."""
 
     @property
     def public_id(self) -> str:
         return self.job.public_id
+
+    def end_stage_span(self) -> None:
+        if self.stage_span is not None:
+            self.stage_span.end()
+            self.stage_span = None
 
     async def cancel(self) -> bool:
         """Ask the run to stop; a training child is stopped at its next step (SIGTERM, then
@@ -175,10 +184,13 @@ class JobRun:
 
 
 class TuningPipeline:
-    def __init__(self, *, db: Engine, registry: CandidateRegistry, settings: PipelineSettings) -> None:
+    def __init__(
+        self, *, db: Engine, registry: CandidateRegistry, settings: PipelineSettings, tracer: Tracer | None = None
+    ) -> None:
         self._db = db
         self._registry = registry
         self._settings = settings
+        self._tracer = tracer or trace.NoOpTracer()
         self._tokenizer: Any = None
         self._tokenizer_lock = asyncio.Lock()
 
@@ -208,6 +220,10 @@ class TuningPipeline:
 
         await self._in_session(work)
         run.job.stage = stage
+        run.end_stage_span()
+        run.stage_span = self._tracer.start_span(
+            f"{stage} {run.job.adapter}", attributes={"switchyard.job.stage": str(stage)}
+        )
 
     async def _event(self, run: JobRun, message: str, **fields: Any) -> None:
         def work(session: Session) -> None:
@@ -222,7 +238,19 @@ class TuningPipeline:
     async def run(self, run: JobRun) -> TuningJob:
         """Run the job to its end and return the finished row. Cancellation and failures end the
         job with their reason; only a shutdown (this task cancelled without a cancel request)
-        propagates, leaving the job to be resumed."""
+        propagates, leaving the job to be resumed. Traced: a span for the attempt, and a child
+        span for each stage."""
+        with self._tracer.start_as_current_span(
+            f"fine_tuning {run.job.adapter}", attributes=_span_attributes(run.job)
+        ) as span:
+            try:
+                finished = await self._run_to_end(run)
+                _set_outcome(finished, span, run.stage_span)
+            finally:
+                run.end_stage_span()
+            return finished
+
+    async def _run_to_end(self, run: JobRun) -> TuningJob:
         try:
             return await self._run(run)
         except asyncio.CancelledError:
@@ -260,8 +288,10 @@ class TuningPipeline:
             return run.job  # skipped, and already finished
 
         if job.result_version is None:
-            parent = state.champion if job.parent_version is None else await self._parent(job)
-            await self._update(run, parent_version=parent.version if parent else None)
+            # Decided once, with the data: a resumed job continues from the same parent even if
+            # the alias moved meanwhile (its checkpoints were trained from it).
+            parent = await self._parent(job) if job.parent_resolved else state.champion
+            await self._update(run, parent_version=parent.version if parent else None, parent_resolved=True)
             candidate = await self._train_and_register(run, dataset, hyperparameters, parent, state)
         else:
             candidate = await self._registry.version(job.adapter, job.result_version)
@@ -278,7 +308,8 @@ class TuningPipeline:
         return await self._apply(run, candidate, decision, resolved.gate)
 
     async def _parent(self, job: TuningJob) -> ServableVersion | None:
-        assert job.parent_version is not None
+        if job.parent_version is None:
+            return None
         return await self._registry.version(job.adapter, job.parent_version)
 
     # -- data -------------------------------------------------------------------------------
@@ -660,3 +691,29 @@ def _curation_data(report: Any) -> dict[str, Any]:
         "dropped": report.dropped,
         "pii_counts": report.pii_counts,
     }
+
+
+def _span_attributes(job: TuningJob) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "switchyard.adapter": job.adapter,
+        "switchyard.job.id": job.public_id,
+        "switchyard.job.trigger": str(job.trigger),
+        "switchyard.job.attempt": job.attempts,
+    }
+    if job.tenant is not None:
+        attributes["switchyard.tenant"] = job.tenant
+    return attributes
+
+
+def _set_outcome(job: TuningJob, *spans: Span | None) -> None:
+    """The job's ending on its span and on its last stage's; a failed job is an error of both."""
+    for span in spans:
+        if span is None:
+            continue
+        span.set_attribute("switchyard.job.status", str(job.status))
+        if job.outcome is not None:
+            span.set_attribute("switchyard.job.outcome", str(job.outcome))
+        if job.result_version is not None:
+            span.set_attribute("switchyard.adapter_version", job.result_version)
+        if job.status == JobStatus.failed:
+            span.set_status(StatusCode.ERROR, job.error_code or "failed")

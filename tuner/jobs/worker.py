@@ -88,8 +88,10 @@ class JobWorker:
     async def _tick(self) -> None:
         # Report first: a tick that came late must not take this worker's own jobs for orphans.
         ids = [run.job.id for run, _ in self._runs.values() if run.job.id is not None]
-        cancelled = await in_session(self._db, lambda s: crud.heartbeat(session=s, job_ids=ids, worker=self.worker_id))
-        for public_id in cancelled:
+        beat = await in_session(self._db, lambda s: crud.heartbeat(session=s, job_ids=ids, worker=self.worker_id))
+        for public_id in beat.lost:
+            await self._abandon(public_id)
+        for public_id in beat.cancel_requested:
             await self._cancel(public_id)
         stale_before = utcnow() - timedelta(seconds=self._settings.heartbeat_stale_s)
         requeued = await in_session(
@@ -119,6 +121,16 @@ class JobWorker:
             self._wake.set()  # a slot is free
 
         task.add_done_callback(done)
+
+    async def _abandon(self, public_id: str) -> None:
+        """Stop a run this worker no longer owns (another worker resumed it), writing nothing."""
+        entry = self._runs.get(public_id)
+        if entry is None:
+            return
+        run, task = entry
+        logger.warning("fine-tuning job %s was taken over by another worker; stopping this run", public_id)
+        await run.interrupt()
+        task.cancel()
 
     async def _cancel(self, public_id: str) -> None:
         entry = self._runs.get(public_id)

@@ -54,7 +54,7 @@ def test_orphans_are_queued_again_and_resume_while_live_jobs_stay(db: Engine) ->
         for _ in range(3):
             crud.claim_next(session=session, worker="dead")
         crud.request_cancel(session=session, public_id=cancelled.public_id)
-        assert crud.heartbeat(session=session, job_ids=[live.id], worker="dead") == []
+        assert crud.heartbeat(session=session, job_ids=[live.id], worker="dead") == crud.Heartbeat([], [])
         old = utcnow() - timedelta(minutes=10)
         for job in (crud.get_job(session=session, public_id=j.public_id) for j in (stale, cancelled)):
             job.heartbeat_at = old
@@ -73,6 +73,9 @@ def test_orphans_are_queued_again_and_resume_while_live_jobs_stay(db: Engine) ->
         }
         resumed = crud.claim_next(session=session, worker="new")
         assert resumed is not None and resumed.public_id == stale.public_id and resumed.attempts == 2
+        # The old worker, if it was only slow, learns that the job is no longer its own.
+        beat = crud.heartbeat(session=session, job_ids=[stale.id, live.id], worker="dead")
+        assert beat.lost == [stale.public_id] and beat.cancel_requested == []
         messages = [e.message for e in crud.events_since(session=session, job=resumed)]
         assert any("stopped; queued to resume" in m for m in messages)
 
@@ -84,7 +87,7 @@ def test_cancel_ends_a_queued_job_and_flags_a_running_one(db: Engine) -> None:
         assert crud.request_cancel(session=session, public_id=waiting.public_id).status == JobStatus.cancelled
         flagged = crud.request_cancel(session=session, public_id=running.public_id)
         assert flagged.status == JobStatus.running and flagged.cancel_requested
-        assert crud.heartbeat(session=session, job_ids=[running.id], worker="w") == [running.public_id]
+        assert crud.heartbeat(session=session, job_ids=[running.id], worker="w").cancel_requested == [running.public_id]
         with pytest.raises(JobConflict):
             crud.request_cancel(session=session, public_id=waiting.public_id)
 

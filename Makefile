@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: serve test lint openapi clean
 
@@ -17,10 +19,15 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec triton
 	touch $(STAMP)
 
+# The dashboard test drives Debian's Chromium (headless), through Playwright's Python client.
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
 serve: $(STAMP)
 	$(BIN)/switchyard serve
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

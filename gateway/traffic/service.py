@@ -8,17 +8,18 @@ whatever the drain's state: a long backlog or a database outage never holds a re
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from adapters.models import NAME_PATTERN
-from gateway.exceptions import ResourceNotFound
+from gateway.exceptions import InvalidRequest, ResourceNotFound
 from gateway.traffic.drain import LogDrain
-from switchyard.db import DB_INT_MAX, session_scope
+from switchyard.db import DB_INT_MAX, session_scope, utcnow
 from switchyard.traffic import crud
 from switchyard.traffic.models import FeedbackPublic, RequestLogBase, RequestLogPublic, RequestLogsPublic
+from switchyard.traffic.stats import TrafficStats, adapter_traffic
 
 
 class RequestFilters(BaseModel):
@@ -29,6 +30,18 @@ class RequestFilters(BaseModel):
     until: datetime | None = Field(default=None, description="Latest time, exclusive")
     offset: int = Field(default=0, ge=0, le=DB_INT_MAX)
     limit: int = Field(default=50, ge=1, le=500)
+
+
+MAX_BUCKETS = 2000
+MAX_STATS_ROWS = 100_000
+"""Most logged requests one traffic read aggregates (newest first)."""
+
+
+class TrafficQuery(BaseModel):
+    adapter: str = Field(pattern=NAME_PATTERN, description="Adapter name")
+    since: datetime | None = Field(default=None, description="Start of the window (default: 24 h before until)")
+    until: datetime | None = Field(default=None, description="End of the window, exclusive (default: now)")
+    bucket_s: int = Field(default=300, ge=10, le=86_400, description="Bucket width in seconds")
 
 
 class TrafficLogService:
@@ -55,6 +68,29 @@ class TrafficLogService:
     async def list(self, filters: RequestFilters) -> RequestLogsPublic:
         await self._drain.caught_up(timeout_s=self._read_wait_s)
         return await asyncio.to_thread(self._list, filters)
+
+    async def traffic(self, query: TrafficQuery) -> TrafficStats:
+        """The adapter's requests, errors, latency, tokens and feedback over time."""
+        until = query.until or utcnow()
+        since = query.since or until - timedelta(days=1)
+        if since >= until:
+            raise InvalidRequest("since must be before until", param="since")
+        if (until - since).total_seconds() / query.bucket_s > MAX_BUCKETS:
+            raise InvalidRequest(f"at most {MAX_BUCKETS} buckets: widen bucket_s", param="bucket_s")
+        await self._drain.caught_up(timeout_s=self._read_wait_s)
+
+        def read() -> TrafficStats:
+            with session_scope(self._db) as session:
+                return adapter_traffic(
+                    session=session,
+                    adapter=query.adapter,
+                    since=since,
+                    until=until,
+                    bucket_s=query.bucket_s,
+                    max_rows=MAX_STATS_ROWS,
+                )
+
+        return await asyncio.to_thread(read)
 
     async def get(self, request_id: str) -> RequestLogPublic:
         await self._drain.caught_up(timeout_s=self._read_wait_s)

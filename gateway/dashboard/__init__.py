@@ -1,0 +1,1 @@
+"""The ops dashboard: one static page that reads the admin API with the admin key."""

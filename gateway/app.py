@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import REGISTRY
 
 from adapters.base_model import BaseModelSpec
@@ -25,6 +26,9 @@ from gateway.chat import router as chat_router
 from gateway.chat.service import ChatService
 from gateway.completions import router as completions_router
 from gateway.completions.service import CompletionService
+from gateway.dashboard import router as dashboard_router
+from gateway.drift import router as drift_router
+from gateway.drift.service import DriftService, report_url
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
 from gateway.engine.supervisor import SupervisedEngine
@@ -39,7 +43,7 @@ from gateway.fine_tuning import router as fine_tuning_router
 from gateway.fine_tuning.candidates import RegistryCandidates
 from gateway.fine_tuning.service import FineTuningService
 from gateway.generation.service import GenerationService
-from gateway.middleware import RequestIdMiddleware
+from gateway.middleware import RequestIdMiddleware, TraceContextMiddleware
 from gateway.models import router as models_router
 from gateway.registry import router as registry_router
 from gateway.registry.service import RegistryService
@@ -48,7 +52,12 @@ from gateway.services import Services
 from gateway.traffic.drain import LogDrain
 from gateway.traffic.service import TrafficLogService
 from gateway.traffic.spool import Spool
-from monitoring.metrics import GatewayMetrics, GaugeSources
+from monitoring.drift import schedule as drift_schedule
+from monitoring.drift.crud import drift_share_by_adapter, drifted_by_adapter
+from monitoring.drift.monitor import build_monitor
+from monitoring.metrics import GatewayMetrics, GaugeSources, LoadedAdapter
+from monitoring.sources import CachedReading, count_training_jobs
+from monitoring.tracing import DRIFT_SCOPE, TUNER_SCOPE, build_tracing
 from switchyard import __version__
 from switchyard.config import EngineSettings, Settings
 from switchyard.db import make_engine
@@ -66,10 +75,13 @@ def _unique_id(route: APIRoute) -> str:
     return f"{route.tags[0]}-{route.name}" if route.tags else route.name
 
 
-async def _build_services(settings: Settings, engine_factory: EngineFactory) -> Services:
+async def _build_services(
+    settings: Settings, engine_factory: EngineFactory, span_exporter: SpanExporter | None = None
+) -> Services:
     """Everything the routes use. The database schema is the caller's (``switchyard serve``
     prepares it before the app starts)."""
     db = make_engine(settings.resolved_database_url)
+    tracing = build_tracing(settings.monitoring, exporter=span_exporter)
     model = settings.resolved_base_model
     store = artifact_store(settings)
     # Restarts the engine by itself when its core dies (the router re-loads adapters after).
@@ -119,6 +131,27 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
             rows_dead_lettered=lambda: drain.dead_lettered,
             registry_lagging_versions=lambda: len(router.lagging),
             engine_restarts=lambda: engine.restarts,
+            max_sequences=settings.server.max_queued_requests,
+            requests_waiting_for_slot=lambda: router.residency.waiting_for_slot,
+            loaded_adapters=lambda: [LoadedAdapter(*loaded) for loaded in router.residency.loaded],
+            training_jobs=CachedReading(
+                partial(count_training_jobs, db),
+                ttl_s=settings.monitoring.gauge_cache_s,
+                initial={},
+                name="training jobs by status",
+            ),
+            drift_share=CachedReading(
+                partial(drift_share_by_adapter, db),
+                ttl_s=settings.monitoring.gauge_cache_s,
+                initial={},
+                name="drift share by adapter",
+            ),
+            drift_detected=CachedReading(
+                partial(drifted_by_adapter, db),
+                ttl_s=settings.monitoring.gauge_cache_s,
+                initial={},
+                name="drift verdicts by adapter",
+            ),
         ),
         also_render=(REGISTRY,),  # vLLM's own vllm:* gauges (stat logging is on)
     )
@@ -130,7 +163,9 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
         metrics.observe(row)
         return appended
 
-    generation = GenerationService(engine=engine, admission=admission, tracker=router, log=log)
+    generation = GenerationService(
+        engine=engine, admission=admission, tracker=router, log=log, tracer=tracing.generation
+    )
     registry = RegistryService(
         db=db,
         store=store,
@@ -154,10 +189,27 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
             files_dir=settings.files_dir,
             default_preset=settings.training_preset,
         ),
+        tracer=tracing.tracer(TUNER_SCOPE),
     )
     worker = JobWorker(db=db, pipeline=pipeline, settings=settings.tuner)
+    loop = asyncio.get_running_loop()
+    # A drift refresh is queued from the checking thread; the worker looks at once.
+    drift_monitor = build_monitor(
+        db,
+        settings,
+        report_url=report_url,
+        on_job_queued=lambda: loop.call_soon_threadsafe(worker.wake),
+        tracer=tracing.tracer(DRIFT_SCOPE),
+    )
     scheduler = (
-        RefreshScheduler(db, settings.tuner, settings.training_preset) if settings.tuner.scheduler_enabled else None
+        RefreshScheduler(
+            db,
+            settings.tuner,
+            settings.training_preset,
+            extra_jobs=[drift_schedule.drift_job(settings.monitoring.drift)],
+        )
+        if settings.tuner.scheduler_enabled
+        else None
     )
     return Services(
         settings=settings,
@@ -174,6 +226,7 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
         router=router,
         drain=drain,
         metrics=metrics,
+        tracing=tracing,
         tokenizer=tokenizer,
         chat=ChatService(generation=generation, router=router, tokenizer=tokenizer),
         completions=CompletionService(generation=generation, router=router, tokenizer=tokenizer),
@@ -195,15 +248,17 @@ async def _build_services(settings: Settings, engine_factory: EngineFactory) -> 
         ),
         tuning_policies=TuningPolicyService(db=db, scheduler=scheduler),
         refresh_scheduler=scheduler,
+        drift=DriftService(db=db, monitor=drift_monitor, drain=drain, read_wait_s=log_settings.read_wait_s),
     )
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    services = await _build_services(app.state.settings, app.state.engine_factory)
+    services = await _build_services(app.state.settings, app.state.engine_factory, app.state.span_exporter)
     app.state.services = services
     services.drain.start()  # replays whatever a previous process left in the spool
     services.router.start_watching(services.settings.registry.poll_interval_s)
+    drift_schedule.install(services.drift.monitor)  # before a stored drift check can fire
     if services.refresh_scheduler is not None:
         # It only queues jobs (the worker runs them), so it need not wait for the engine; the
         # refreshes that fell due while no process ran are queued now.
@@ -232,12 +287,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.gather(engine_start, return_exceptions=True)
         if services.refresh_scheduler is not None:
             services.refresh_scheduler.shutdown()
+        drift_schedule.install(None)
+        services.drift.monitor.close()
         await services.tuning_worker.stop()  # running trainings are queued again, to resume
         await services.router.stop()
         await services.drain.stop()
         await services.engine.shutdown()
         services.tokenizer.close()
         services.metrics.shutdown()
+        services.tracing.shutdown()  # after everything that may still end a span
         services.db.dispose()
 
 
@@ -259,7 +317,14 @@ def _without_fastapi_422(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: Settings, *, engine_factory: EngineFactory = VLLMEngineClient) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    engine_factory: EngineFactory = VLLMEngineClient,
+    span_exporter: SpanExporter | None = None,
+) -> FastAPI:
+    """``span_exporter`` receives the app's spans instead of the configured OTLP collector
+    (tests pass OpenTelemetry's in-memory exporter)."""
     app = FastAPI(
         title="Switchyard",
         version=__version__,
@@ -269,8 +334,10 @@ def create_app(settings: Settings, *, engine_factory: EngineFactory = VLLMEngine
     )
     app.state.settings = settings
     app.state.engine_factory = engine_factory
+    app.state.span_exporter = span_exporter
     register_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(TraceContextMiddleware)
     for module in (
         health,
         metrics_router,
@@ -284,8 +351,11 @@ def create_app(settings: Settings, *, engine_factory: EngineFactory = VLLMEngine
         requests_router,
         tuning_policy_router,
         files_router,
+        drift_router,
     ):
         app.include_router(module.router)
     app.include_router(fine_tuning_router.admin_router)
+    app.include_router(requests_router.traffic_router)
+    app.include_router(dashboard_router.router)
     _without_fastapi_422(app)
     return app

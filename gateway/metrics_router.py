@@ -18,4 +18,4 @@ router = APIRouter(tags=["monitoring"])
 async def metrics(services: ServicesDep, _reader: MetricsReaderDep) -> Response:
     """Prometheus exposition, for the metrics token (``<data_dir>/metrics.key`` in development) or
     the admin key: the labels name every adapter, so it is not public."""
-    return Response(services.metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
+    return Response(await services.metrics.scrape(), media_type=PROMETHEUS_CONTENT_TYPE)

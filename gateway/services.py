@@ -11,6 +11,7 @@ from gateway.admin.tuning_policy_service import TuningPolicyService
 from gateway.auth.service import AuthService
 from gateway.chat.service import ChatService
 from gateway.completions.service import CompletionService
+from gateway.drift.service import DriftService
 from gateway.engine.admission import AdmissionController
 from gateway.engine.protocol import EngineClient
 from gateway.engine.tokenizer import PromptTokenizer
@@ -22,6 +23,7 @@ from gateway.routing import ModelRouter
 from gateway.traffic.drain import LogDrain
 from gateway.traffic.service import TrafficLogService
 from monitoring.metrics import GatewayMetrics
+from monitoring.tracing import Tracing
 from switchyard.config import Settings
 from tuner.jobs.worker import JobWorker
 from tuner.scheduling import RefreshScheduler
@@ -38,6 +40,8 @@ class Services:
     router: ModelRouter
     drain: LogDrain
     metrics: GatewayMetrics
+    tracing: Tracing
+    """The app's tracer provider (a no-op one unless an OTLP endpoint or an exporter is given)."""
     tokenizer: PromptTokenizer
     """Shared by the endpoint services; its thread is closed at shutdown."""
     chat: ChatService
@@ -52,3 +56,5 @@ class Services:
     tuning_policies: TuningPolicyService
     refresh_scheduler: RefreshScheduler | None
     """Queues each adapter's scheduled refresh (None: ``SWITCHYARD_TUNER__SCHEDULER_ENABLED`` is off)."""
+    drift: DriftService
+    """Drift checks (on demand, and every adapter on the refresh scheduler) and their history."""

@@ -14,6 +14,7 @@ from gateway.auth import crud
 from gateway.auth.models import ApiKeyCreate, KeyScope
 from switchyard.bootstrap import prepare
 from switchyard.cli_adapters import app as adapters_app
+from switchyard.cli_drift import app as drift_app
 from switchyard.cli_jobs import app as jobs_app
 from switchyard.cli_jobs import policy, tune
 from switchyard.cli_settings import load_settings, settings_of
@@ -27,6 +28,7 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True, pretty_exc
 app.add_typer(keys_app, name="keys")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(drift_app, name="drift")
 app.command()(tune)
 adapters_app.command()(policy)  # `switchyard adapters policy NAME`: beside the other adapter commands
 app.callback()(load_settings)

@@ -336,6 +336,12 @@ def policy(
     canary_weight: Annotated[float | None, typer.Option(help="Traffic share of such a canary (0-1).")] = None,
     margin: Annotated[float | None, typer.Option(help="Hold-out improvement the gate asks for (0.02 = 2 %).")] = None,
     enable: Annotated[bool | None, typer.Option("--enable/--disable", help="Run or pause the schedule.")] = None,
+    refresh_on_drift: Annotated[
+        bool | None,
+        typer.Option(
+            "--refresh-on-drift/--no-refresh-on-drift", help="Queue a refresh when the drift monitor flags the adapter."
+        ),
+    ] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the policy (back to the defaults).")] = False,
 ) -> None:
     """Show the adapter's tuning policy, or change it with the options (the rest is kept)."""
@@ -349,7 +355,12 @@ def policy(
         changes |= {"schedule_cron": cron, "schedule_interval_s": None}
     if no_schedule:
         changes |= {"schedule_cron": None, "schedule_interval_s": None}
-    for field, value in (("min_new_examples", min_new_examples), ("preset", preset), ("enabled", enable)):
+    for field, value in (
+        ("min_new_examples", min_new_examples),
+        ("preset", preset),
+        ("enabled", enable),
+        ("refresh_on_drift", refresh_on_drift),
+    ):
         if value is not None:
             changes[field] = value
     gate_options = (("on_pass", on_pass), ("canary_weight", canary_weight), ("margin", margin))

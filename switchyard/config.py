@@ -156,8 +156,63 @@ class RegistrySettings(Section):
     """How often a gateway re-reads the registry (changes made by other processes)."""
 
 
+class DriftSettings(Section):
+    """Drift monitoring: each adapter's recent traffic against its reference, with Evidently."""
+
+    interval_s: int | None = Field(default=3600, ge=60, le=31 * 86_400)
+    """Check every adapter this often (on the tuner's scheduler, so only where
+    ``SWITCHYARD_TUNER__SCHEDULER_ENABLED`` is on); None: on demand only."""
+
+    window_rows: int = Field(default=1000, ge=10, le=10_000_000)
+    """The current window: the adapter's most recent this many successful requests (unless
+    ``window_s`` is set)."""
+
+    window_s: int | None = Field(default=None, ge=60, le=366 * 86_400)
+    """The current window by time instead: the requests of the last this many seconds."""
+
+    min_rows: int = Field(default=50, ge=10, le=1_000_000)
+    """Fewest rows a window (and a column, counting its non-empty values) needs to be compared;
+    with fewer the result (or the column) is ``insufficient_data``."""
+
+    sample_size: int = Field(default=2000, ge=100, le=1_000_000)
+    """A window with more rows is compared through a random sample of this many (reported as the
+    result's ``sample_size``); it bounds a run's time whatever the traffic."""
+
+    false_alarm_rate: float = Field(default=0.01, gt=0.0, le=0.5)
+    """Most chance that a window of unchanged traffic is flagged as drifted (hourly checks at 0.01:
+    about one false alarm per adapter in four days). It is split evenly over the columns that
+    decide the verdict (Bonferroni), so each column's test runs at this divided by their number."""
+
+    alert_on_performance: bool = False
+    """Let drift in latency or time to first token alone make a window drifted. Off by default:
+    they follow the machine's load as much as the traffic, and a refresh of the adapter cannot
+    fix them; their per-column results are stored and shown either way."""
+
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    """Seed of the window sampling, so a run over the same rows gives the same result."""
+
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048, pattern=r"^https?://")
+    """POSTed a JSON alert (``{"type": "drift.detected", ...}``) for every drifted verdict; unset: none."""
+
+    webhook_timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
+    """Longest wait for the webhook per attempt."""
+
+    webhook_attempts: int = Field(default=4, ge=1, le=20)
+    """Tries per alert (with exponential backoff) before it is given up and logged."""
+
+    workspace_dir: Path | None = None
+    """Evidently workspace the snapshots go to (one project per adapter), for ``evidently ui
+    --workspace``. Default: ``<data_dir>/evidently``."""
+
+    reports_dir: Path | None = None
+    """Where each result's HTML report is kept. Default: ``<data_dir>/drift-reports``."""
+
+    reports_kept: int = Field(default=200, ge=1, le=100_000)
+    """HTML reports kept per adapter; older ones are deleted (their results stay)."""
+
+
 class MonitoringSettings(Section):
-    """Metrics and alerts."""
+    """Metrics, traces and alerts."""
 
     spool_alert_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     """Traffic-log backlog (bytes not yet in the database) above which ``switchyard_log_spool_alert`` is 1."""
@@ -165,6 +220,28 @@ class MonitoringSettings(Section):
     metrics_token: SecretStr | None = None
     """Read-only bearer token for ``GET /metrics`` (Prometheus). In development, when unset, one is
     generated into ``<data_dir>/metrics.key``; elsewhere it must be set."""
+
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    """Drift monitoring (``SWITCHYARD_MONITORING__DRIFT__*``)."""
+
+    otlp_endpoint: str | None = Field(default=None, min_length=1, max_length=2048, pattern=r"^https?://")
+    """Base URL of an OTLP/HTTP (protobuf) collector, e.g. ``http://otel-collector:4318``; spans go
+    to ``<url>/v1/traces``. Unset: no span leaves the process. Headers and certificates come from
+    the standard ``OTEL_EXPORTER_OTLP_*`` variables."""
+
+    otlp_timeout_s: float = Field(default=10.0, gt=0.0, le=120.0)
+    """Longest wait for the collector per export batch (exports run off the request path)."""
+
+    service_name: str = Field(default="switchyard", min_length=1, max_length=128)
+    """``service.name`` of this process's spans (give each deployment its own)."""
+
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Share of new traces recorded; a request that arrives with a ``traceparent`` follows the
+    caller's sampling decision instead."""
+
+    gauge_cache_s: float = Field(default=5.0, ge=0.0, le=300.0)
+    """How long a gauge read from the database (training jobs by status, drift share) is reused
+    between scrapes."""
 
 
 PiiEntity = Literal["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IP_ADDRESS", "IBAN_CODE", "API_KEY"]
@@ -351,6 +428,16 @@ class Settings(BaseSettings):
         if self.tuner.preset == "auto":
             return "demo" if self.uses_demo_model else "default"
         return self.tuner.preset
+
+    @property
+    def drift_workspace_dir(self) -> Path:
+        """The Evidently workspace drift snapshots go to."""
+        return self.monitoring.drift.workspace_dir or self.data_dir / "evidently"
+
+    @property
+    def drift_reports_dir(self) -> Path:
+        """Where drift results' HTML reports are kept."""
+        return self.monitoring.drift.reports_dir or self.data_dir / "drift-reports"
 
     @property
     def spool_dir(self) -> Path:

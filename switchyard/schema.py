@@ -11,6 +11,7 @@ from sqlmodel import Session, SQLModel
 
 import adapters.models
 import gateway.auth.models
+import monitoring.drift.models
 import switchyard.traffic.models
 import tuner.files.models
 import tuner.jobs.models
@@ -21,6 +22,7 @@ from switchyard.db import make_engine, session_scope
 TABLE_MODULES = (
     adapters.models,
     gateway.auth.models,
+    monitoring.drift.models,
     switchyard.traffic.models,
     tuner.models,
     tuner.files.models,

@@ -46,6 +46,9 @@ class TuningPolicyBase(SQLModel):
     """Refresh on this crontab (five fields, UTC), e.g. ``0 3 * * *``."""
     enabled: bool = True
     """Whether the schedule runs (a disabled policy still gives on-demand jobs its settings)."""
+    refresh_on_drift: bool = False
+    """Queue a refresh (trigger ``drift``) when the drift monitor finds the adapter's traffic
+    drifted, unless a job of the adapter is already queued or running."""
 
     @model_validator(mode="after")
     def _one_schedule(self) -> TuningPolicyBase:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -131,6 +132,22 @@ def enqueue_refresh(adapter: str) -> None:
         logger.error("scheduled refresh of %s skipped: %s", adapter, exc.message)
 
 
+@dataclass(frozen=True)
+class PersistentJob:
+    """Another package's periodic job, kept in the same persistent store as the refreshes (the
+    drift monitor's checks, say), so that it too survives restarts and catches up on a run
+    missed while no process ran. APScheduler 3 stores a job as a textual reference to a
+    module-level function (``package.module:function``), so the tuner names it without
+    importing it."""
+
+    id: str
+    func: str
+    """``package.module:function``, called with no arguments in the event loop's thread pool."""
+    trigger: BaseTrigger | None
+    """When it runs; None removes a stored job of this id (its schedule was turned off)."""
+    name: str | None = None
+
+
 @dataclass
 class SyncResult:
     """What :meth:`RefreshScheduler.sync` changed, by adapter."""
@@ -155,7 +172,12 @@ class RefreshScheduler:
         default_preset: PresetName,
         *,
         sync_interval_s: float = SYNC_INTERVAL_S,
+        extra_jobs: Sequence[PersistentJob] = (),
     ) -> None:
+        """``extra_jobs``: other packages' periodic jobs, stored beside the refreshes."""
+        if any(job.id.startswith(JOB_PREFIX) or job.id == SYNC_JOB for job in extra_jobs):
+            raise ValueError(f"extra job ids may not start with {JOB_PREFIX!r} or be {SYNC_JOB!r}")
+        self._extra_jobs = tuple(extra_jobs)
         self._db = db_engine
         self._settings = settings
         self._default_preset = default_preset
@@ -186,6 +208,7 @@ class RefreshScheduler:
         self._scheduler.start(paused=True)  # no stored job fires before the first sync
         try:
             self.sync()
+            self._install_extra_jobs()
         except BaseException:
             self.shutdown()
             raise
@@ -252,6 +275,29 @@ class RefreshScheduler:
                 logger.info("refresh schedule synced: %s", result)
             return result
 
+    def _install_extra_jobs(self) -> None:
+        """Store each extra job, keeping the next run time of one whose trigger is unchanged."""
+        for spec in self._extra_jobs:
+            existing = self._scheduler.get_job(spec.id, jobstore=JOBSTORE)
+            if spec.trigger is None:
+                if existing is not None:
+                    self._scheduler.remove_job(spec.id, jobstore=JOBSTORE)
+                continue
+            if existing is not None and existing.func_ref == spec.func and _same_schedule(existing, spec.trigger):
+                self._keep_options(existing, func=spec.func)
+                continue
+            self._scheduler.add_job(
+                spec.func,
+                spec.trigger,
+                id=spec.id,
+                name=spec.name or spec.id,
+                jobstore=JOBSTORE,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=self._settings.misfire_grace_s,
+                replace_existing=True,
+            )
+
     def _sync_quietly(self) -> None:
         try:
             self.sync()
@@ -275,14 +321,14 @@ class RefreshScheduler:
                 wanted[policy.adapter] = trigger
         return wanted
 
-    def _keep_options(self, job: Job) -> None:
+    def _keep_options(self, job: Job, *, func: str = JOB_FUNC) -> None:
         """Bring a kept job's options up to date (the misfire grace is a setting) without moving
         its next run."""
         options = {
-            "func": JOB_FUNC,
+            "func": func,
             "max_instances": 1,
             "coalesce": True,
             "misfire_grace_time": self._settings.misfire_grace_s,
         }
-        if job.func_ref != JOB_FUNC or any(getattr(job, k) != v for k, v in options.items() if k != "func"):
+        if job.func_ref != func or any(getattr(job, k) != v for k, v in options.items() if k != "func"):
             self._scheduler.modify_job(job.id, jobstore=JOBSTORE, **options)

@@ -37,6 +37,11 @@ def lora_request(version: ServableVersion) -> LoRARequest:
     return LoRARequest(lora_name=version.qualified_name, lora_int_id=version.version_id, lora_path=str(version.path))
 
 
+def _split_qualified(name: str) -> tuple[str, int]:
+    adapter, _, number = name.rpartition("@")
+    return adapter, int(number)
+
+
 @dataclass
 class LoadFailure:
     reason: str
@@ -76,6 +81,8 @@ class AdapterResidency:
         self._withdrawn: set[int] = set()
         self._max_loras = max_loras
         self._slot_freed = asyncio.Event()
+        self.waiting_for_slot = 0
+        """Requests waiting in :meth:`enter` for a slot (a metric)."""
 
     # -- engine life ----------------------------------------------------------------------
 
@@ -110,6 +117,13 @@ class AdapterResidency:
     @property
     def pinned(self) -> frozenset[int]:
         return frozenset(self._pinned)
+
+    @property
+    def loaded(self) -> list[tuple[str, int, bool]]:
+        """(adapter, version number, pinned) of each version this engine has loaded."""
+        pinned = frozenset(self._pinned)
+        loaded = list(self._loaded.items())
+        return [(*_split_qualified(lora.lora_name), version_id in pinned) for version_id, lora in loaded]
 
     def _lock(self, version_id: int) -> asyncio.Lock:
         return self._locks.setdefault(version_id, asyncio.Lock())
@@ -236,9 +250,14 @@ class AdapterResidency:
         same batch needs (the engine core then dies on a missing mapping). So no more different
         unpinned adapters run at once than there are unpinned slots; a request for one more waits
         until one of them has no request left."""
-        while not self._has_slot(version_id):
-            freed = self._slot_freed
-            await freed.wait()
+        if not self._has_slot(version_id):
+            self.waiting_for_slot += 1
+            try:
+                while not self._has_slot(version_id):
+                    freed = self._slot_freed
+                    await freed.wait()
+            finally:
+                self.waiting_for_slot -= 1
         self._in_flight[version_id] += 1
 
     def leave(self, version_id: int) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.trace import Span
+
 from gateway.auth.models import Principal
 from gateway.error_responses import CLIENT_CLOSED, error_payload
 from gateway.routing import RouteTarget
@@ -55,6 +57,10 @@ class RequestRecord:
     target: RouteTarget | None = None
     status: int = CLIENT_CLOSED
     error: str | None = None
+    error_type: str | None = None
+    """The error's code (``model_not_found``, ``engine_unavailable``, …): low-cardinality, for traces."""
+    span: Span | None = None
+    """The request's trace span, ended when its row is written."""
     texts: dict[int, list[str]] = field(default_factory=dict)
     finish_reasons: dict[int, str | None] = field(default_factory=dict)
     prompt_tokens: int | None = None
@@ -87,6 +93,7 @@ class RequestRecord:
     def fail(self, exc: BaseException) -> None:
         status, body = error_payload(exc) if isinstance(exc, Exception) else (CLIENT_CLOSED, None)
         self.status = status
+        self.error_type = body["error"]["code"] if body is not None else "client_closed_request"
         if body is None:
             self.error = "client closed the connection"
         elif self.principal.log_content:

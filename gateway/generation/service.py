@@ -23,6 +23,7 @@ from gateway.exceptions import ClientDisconnected
 from gateway.generation.protocol import Usage
 from gateway.generation.record import RequestRecord
 from gateway.routing import RouteTarget
+from monitoring.tracing import NOOP_TRACER, GenerationTracer
 
 logger = logging.getLogger(__name__)
 DONE = "data: [DONE]\n\n"
@@ -161,12 +162,19 @@ class GenerationStream:
 
 class GenerationService:
     def __init__(
-        self, *, engine: EngineClient, admission: AdmissionController, tracker: InFlightTracker, log: LogSink
+        self,
+        *,
+        engine: EngineClient,
+        admission: AdmissionController,
+        tracker: InFlightTracker,
+        log: LogSink,
+        tracer: GenerationTracer | None = None,
     ) -> None:
         self.engine = engine
         self.admission = admission
         self.tracker = tracker
         self.log = log
+        self.tracer = tracer or GenerationTracer(NOOP_TRACER)
 
     def admit(self, job: GenerationJob) -> None:
         try:
@@ -187,7 +195,12 @@ class GenerationService:
 
     async def write_log(self, record: RequestRecord) -> None:
         """Log the row and wait until it is durable: a client that got its answer has its row."""
-        appended = self.log(record.to_row())
+        row = record.to_row()
+        if record.span is not None:
+            served = record.served_model if record.target is not None else None
+            self.tracer.finish(record.span, row, response_model=served, error_type=record.error_type)
+            record.span = None
+        appended = self.log(row)
         if appended is not None:
             await asyncio.shield(appended)  # the append goes on even if this request is cancelled
 
@@ -206,6 +219,13 @@ class GenerationService:
     ) -> Completion | GenerationStream:
         """Prepare the job (routing, prompt, parameters), then run it; every outcome is logged.
         ``prepare`` releases what it resolved if it fails; from the job on, this service does."""
+        record.span = self.tracer.start(
+            endpoint=record.endpoint,
+            model=record.model,
+            params=record.params,
+            stream=record.stream,
+            request_id=record.request_id,
+        )
         try:
             job = await prepare()
         except BaseException as exc:

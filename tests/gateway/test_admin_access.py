@@ -14,7 +14,13 @@ from tests.utils.keys import create_key
 from tests.utils.server import RemoteGateway
 
 pytestmark = pytest.mark.slow
-PLACEHOLDERS = {"{name}": "support-bot", "{version}": "1", "{key_id}": "1", "{request_id}": "chatcmpl-x"}
+PLACEHOLDERS = {
+    "{name}": "support-bot",
+    "{version}": "1",
+    "{key_id}": "1",
+    "{request_id}": "chatcmpl-x",
+    "{result_id}": "1",
+}
 
 
 def admin_routes() -> list[tuple[str, str]]:

@@ -21,6 +21,7 @@ ROUTES = {
     ("delete", "/admin/keys/{key_id}"),
     ("get", "/admin/requests"),
     ("get", "/admin/requests/{request_id}"),
+    ("get", "/admin/traffic"),
     ("get", "/metrics"),
     ("get", "/admin/adapters"),
     ("get", "/admin/adapters/{name}"),
@@ -50,6 +51,10 @@ ROUTES = {
     ("post", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/cancel"),
     ("get", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/events"),
     ("get", "/v1/fine_tuning/jobs/{fine_tuning_job_id}/checkpoints"),
+    ("post", "/admin/drift/run"),
+    ("get", "/admin/drift"),
+    ("get", "/admin/drift/{result_id}"),
+    ("get", "/admin/drift/{result_id}/report"),
 }
 PUBLIC = {("get", "/health")}
 

@@ -35,11 +35,12 @@ def test_upsert_creates_then_replaces_every_field(db: Engine) -> None:
                 gate={"on_pass": "canary", "canary_weight": 0.25},
                 schedule_cron="0 3 * * *",
                 min_new_examples=50,
+                refresh_on_drift=True,
             ),
         )
         # Overrides are stored as the models normalize them: a float, modules in serving order.
         assert created.hyperparameters == {"learning_rate": 0.001, "target_modules": ["q_proj", "v_proj"]}
-        assert created.gate == {"on_pass": "canary", "canary_weight": 0.25}
+        assert created.gate == {"on_pass": "canary", "canary_weight": 0.25} and created.refresh_on_drift
         first_update = created.updated_at
 
         replaced = upsert_policy(
@@ -48,6 +49,7 @@ def test_upsert_creates_then_replaces_every_field(db: Engine) -> None:
         assert replaced.id == created.id
         assert (replaced.preset, replaced.hyperparameters, replaced.gate) == (None, {}, {})
         assert (replaced.schedule_cron, replaced.schedule_interval_s, replaced.enabled) == (None, 3600, False)
+        assert replaced.refresh_on_drift is False  # its default, like every field left out
         assert replaced.updated_at >= first_update
 
     with session_scope(db) as session:  # a fresh session reads what was committed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -242,3 +243,53 @@ def test_a_firing_without_a_scheduler_in_the_process_does_nothing(db: Engine) ->
     assert scheduling._database is None
     scheduling.enqueue_refresh("bot")
     assert jobs_of(db, "bot") == []
+
+
+FIRED: list[str] = []
+
+
+def record_firing() -> None:
+    """An extra job's function, as another package would give it (by its textual reference)."""
+    FIRED.append("fired")
+
+
+async def test_extra_jobs_are_stored_kept_across_restarts_and_removed(db: Engine) -> None:
+    spec = scheduling.PersistentJob(
+        id="drift-check",
+        func="tests.tuner.test_scheduling:record_firing",
+        trigger=scheduling.IntervalTrigger(seconds=HOUR),
+    )
+    first = RefreshScheduler(db, SETTINGS, "demo", extra_jobs=[spec])
+    first.start()
+    assert stored_ids(db) == ["drift-check"]
+    planned = first.scheduler.get_job("drift-check", jobstore=JOBSTORE).next_run_time
+    first.sync()  # the refresh sync leaves other jobs alone
+    assert stored_ids(db) == ["drift-check"]
+    await stop(first)
+    await asyncio.sleep(0.05)
+
+    restarted_db = reopen(db)
+    second = RefreshScheduler(restarted_db, SETTINGS, "demo", extra_jobs=[spec])
+    second.start()
+    try:
+        job = second.scheduler.get_job("drift-check", jobstore=JOBSTORE)
+        assert job.next_run_time == planned and job.func_ref == spec.func  # not re-created
+        FIRED.clear()
+        second.scheduler.modify_job("drift-check", jobstore=JOBSTORE, next_run_time=datetime.now(UTC))
+        await eventually(lambda: FIRED == ["fired"])
+    finally:
+        await stop(second)
+
+    third = RefreshScheduler(restarted_db, SETTINGS, "demo", extra_jobs=[replace(spec, trigger=None)])
+    third.start()
+    try:
+        assert stored_ids(db) == []  # its schedule was turned off
+    finally:
+        await stop(third)
+        restarted_db.dispose()
+
+
+def test_extra_jobs_cannot_take_the_refresh_ids(db: Engine) -> None:
+    clash = scheduling.PersistentJob(id="refresh:bot", func="x:y", trigger=None)
+    with pytest.raises(ValueError, match="refresh:"):
+        RefreshScheduler(db, SETTINGS, "demo", extra_jobs=[clash])

@@ -1,0 +1,1 @@
+"""Drift monitoring over HTTP: run checks, read their history, serve their reports."""

@@ -130,7 +130,7 @@ def seconds_of(runs: list[dict]) -> str:
     return ", ".join(f"{run['seconds']:.1f}" for run in runs)
 
 
-def plot(results: dict, path: Path) -> bool:
+def plot(results: dict, path: Path, title: str) -> bool:
     try:
         import matplotlib
 
@@ -144,8 +144,9 @@ def plot(results: dict, path: Path) -> bool:
     bars = axes.bar(names, medians, color=["#2563eb", "#9ca3af"])
     axes.axhline(LIMIT_S, color="#dc2626", linestyle="--", label=f"limit ({LIMIT_S:.0f} s)")
     axes.bar_label(bars, labels=[f"{m:.1f} s" for m in medians])
+    axes.set_ylim(0, max(*medians, LIMIT_S) * 1.15)
     axes.set_ylabel("seconds (median)")
-    axes.set_title("Drift check, 100k rows per window, 2 cores")
+    axes.set_title(title)
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -206,7 +207,7 @@ def main() -> None:
     stem = RESULTS / f"drift_100k_{args.tag}"
     stem.with_suffix(".md").write_text(table + "\n")
     stem.with_suffix(".json").write_text(json.dumps({"rows": args.rows, "results": results}, indent=2))
-    if plot(results, stem.with_suffix(".png")):
+    if plot(results, stem.with_suffix(".png"), f"Drift check, {args.rows:,} rows per window, {args.database}, 2 cores"):
         print(f"wrote {stem}.{{md,json,png}}")
     else:
         print(f"wrote {stem}.{{md,json}} (no plot: install the bench extra for matplotlib)")

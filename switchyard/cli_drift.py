@@ -159,13 +159,14 @@ def _check(console: Console, monitor: DriftMonitor, names: list[str], windows: W
 
 
 def _columns_table(result: DriftResult) -> Table:
-    table = Table("column", "kind", "role", "method", "score", "threshold", "drifted", "values ref/cur", "note")
+    table = Table("column", "kind", "method", "score", "threshold", "drifted", "values ref/cur", "note")
+    for index in (0, 2):  # names people search for: never cut
+        table.columns[index].no_wrap = True
     for column in (ColumnDrift.model_validate(c) for c in result.columns):
         drifted = "-" if column.drifted is None else ("yes" if column.drifted else "no")
         table.add_row(
             column.column + ("" if column.decides_verdict else " *"),
             column.kind.value,
-            column.role.value,
             column.method or "-",
             "-" if column.score is None else f"{column.score:.4g}",
             "-" if column.threshold is None else f"{column.threshold:.4g}",
@@ -196,7 +197,7 @@ def show(
             console.print(f"reason: {result.reason}", markup=False)
         if result.columns:
             console.print(_columns_table(result))
-            console.print("* reported, not part of the verdict", style="dim")
+            console.print("* performance: reported, not part of the verdict", style="dim")
         if result.report_file:
             console.print(f"report: {settings.drift_reports_dir / result.report_file}", markup=False)
         return

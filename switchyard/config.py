@@ -191,8 +191,9 @@ class DriftSettings(Section):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     """Seed of the window sampling, so a run over the same rows gives the same result."""
 
-    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048, pattern=r"^https?://")
-    """POSTed a JSON alert (``{"type": "drift.detected", ...}``) for every drifted verdict; unset: none."""
+    webhook_url: SecretStr | None = Field(default=None, min_length=8, max_length=2048)
+    """``http(s)://`` URL POSTed a JSON alert (``{"type": "drift.detected", ...}``) for every
+    drifted verdict; unset: none. A secret: chat webhooks carry their token in the URL."""
 
     webhook_timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
     """Longest wait for the webhook per attempt."""
@@ -209,6 +210,13 @@ class DriftSettings(Section):
 
     reports_kept: int = Field(default=200, ge=1, le=100_000)
     """HTML reports kept per adapter; older ones are deleted (their results stay)."""
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("webhook_url must be an http:// or https:// URL")
+        return value
 
 
 class MonitoringSettings(Section):

@@ -60,3 +60,10 @@ class DriftResultView(DriftResultPublic):
 class DriftResultsView(BaseModel):
     data: list[DriftResultView]
     count: int
+
+
+class ReportLink(BaseModel):
+    url: str
+    """Opens the report without a key (the link is the credential), until it expires."""
+    expires_in: int
+    """Seconds."""

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from adapters.models import NAME_PATTERN
 from gateway.deps import AdminDep, ServicesDep
-from gateway.drift.protocol import DriftResultsView, DriftResultView, DriftRunRequest
+from gateway.drift.protocol import DriftResultsView, DriftResultView, DriftRunRequest, ReportLink
 from gateway.drift.service import DriftService
 from gateway.error_responses import ADMIN_ERROR_RESPONSES
 from switchyard.db import DB_INT_MAX
@@ -60,3 +60,10 @@ async def get_drift_report(result_id: ResultIdPath, drift: DriftDep, request: Re
     gzipped = "gzip" in request.headers.get("accept-encoding", "")
     headers = {"Vary": "Accept-Encoding"} | ({"Content-Encoding": "gzip"} if gzipped else {})
     return Response(await drift.report(result_id, gzipped=gzipped), media_type="text/html", headers=headers)
+
+
+@router.post("/{result_id}/report-link", response_model=ReportLink)
+async def create_report_link(result_id: ResultIdPath, drift: DriftDep) -> ReportLink:
+    """A short-lived link that opens the report in a browser without the admin key (the
+    dashboard embeds it)."""
+    return await drift.report_link(result_id)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import secrets
 from collections.abc import Callable
 from typing import TypeVar
 
+from cachetools import TTLCache
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from adapters.registry import require_adapter
-from gateway.drift.protocol import DriftResultsView, DriftResultView, DriftRunRequest
+from gateway.drift.protocol import DriftResultsView, DriftResultView, DriftRunRequest, ReportLink
 from gateway.exceptions import ResourceNotFound
 from gateway.traffic.drain import LogDrain
 from monitoring.drift.crud import get_result, list_results
@@ -38,12 +40,17 @@ def view(row: DriftResult) -> DriftResultView:
     return DriftResultView.model_validate(to_public(row).model_dump(), update={"report_url": url})
 
 
+REPORT_LINK_TTL_S = 300
+"""How long a report link (``POST /admin/drift/{id}/report-link``) opens the report."""
+
+
 class DriftService:
     def __init__(self, *, db: Engine, monitor: DriftMonitor, drain: LogDrain, read_wait_s: float) -> None:
         self._db = db
         self._monitor = monitor
         self._drain = drain
         self._read_wait_s = read_wait_s
+        self._links: TTLCache[str, int] = TTLCache(maxsize=4096, ttl=REPORT_LINK_TTL_S)
 
     @property
     def monitor(self) -> DriftMonitor:
@@ -86,6 +93,23 @@ class DriftService:
 
     async def get(self, result_id: int) -> DriftResultView:
         return view(await self._row(result_id))
+
+    async def report_link(self, result_id: int) -> ReportLink:
+        """A short-lived capability URL for the report, for browsers (an ``iframe`` or a new tab
+        cannot send the admin key). The link names no result id; it opens one report, for
+        ``REPORT_LINK_TTL_S`` seconds, on this replica."""
+        row = await self._row(result_id)
+        if row.report_file is None:
+            raise ResourceNotFound(f"Drift result {result_id} has no report.", param="result_id")
+        token = secrets.token_urlsafe(32)
+        self._links[token] = result_id
+        return ReportLink(url=f"/dashboard/reports/{token}", expires_in=REPORT_LINK_TTL_S)
+
+    async def report_by_link(self, token: str) -> bytes:
+        result_id = self._links.get(token)
+        if result_id is None:
+            raise ResourceNotFound("This report link is unknown or has expired.", param="token")
+        return await self.report(result_id, gzipped=False)
 
     async def report(self, result_id: int, *, gzipped: bool) -> bytes:
         """The result's HTML report, as stored (gzipped) or decompressed."""

@@ -280,6 +280,9 @@ class DriftMonitor:
         except InvalidPolicy as exc:
             logger.error("drift refresh of %s not queued: %s", result.adapter, exc.message)
             return
+        except Exception:  # the result is stored and alerted; the next drifted check asks again
+            logger.exception("drift refresh of %s not queued", result.adapter)
+            return
         if job is not None and self._on_job_queued is not None:
             self._on_job_queued()
 
@@ -295,7 +298,9 @@ def build_monitor(
     """The monitor ``settings`` describe (its webhook included), on ``db``."""
     drift = settings.monitoring.drift
     webhook = (
-        Webhook(drift.webhook_url, timeout_s=drift.webhook_timeout_s, attempts=drift.webhook_attempts)
+        Webhook(
+            drift.webhook_url.get_secret_value(), timeout_s=drift.webhook_timeout_s, attempts=drift.webhook_attempts
+        )
         if drift.webhook_url
         else None
     )

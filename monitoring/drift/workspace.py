@@ -14,7 +14,7 @@ from pathlib import Path
 
 from evidently.core.report import Snapshot
 from evidently.sdk.models import PanelMetric
-from evidently.sdk.panels import counter_panel, line_plot_panel, text_panel
+from evidently.sdk.panels import line_plot_panel, text_panel
 from evidently.ui.workspace import Project, Workspace
 
 from monitoring.drift.columns import COLUMNS
@@ -28,11 +28,11 @@ VALUE_DRIFT = "evidently:metric_v2:ValueDrift"
 def _dashboard(project: Project, adapter: str) -> None:
     dashboard = project.dashboard
     dashboard.add_panel(text_panel(title=f"Switchyard drift: {adapter}", description="Recent traffic vs reference"))
+    # Line plots only: Evidently 0.7's counter panel shows a last value of 0 (no drift) as "no value".
     share = PanelMetric(legend="share", metric=DRIFTED_COLUMNS, metric_labels={"value_type": "share"})
-    dashboard.add_panel(counter_panel(title="Share of drifted columns (last run)", values=[share], size="half"))
     count = PanelMetric(legend="count", metric=DRIFTED_COLUMNS, metric_labels={"value_type": "count"})
-    dashboard.add_panel(counter_panel(title="Drifted columns (last run)", values=[count], size="half"))
-    dashboard.add_panel(line_plot_panel(title="Share of drifted columns", values=[share]))
+    dashboard.add_panel(line_plot_panel(title="Share of drifted columns", values=[share], size="half"))
+    dashboard.add_panel(line_plot_panel(title="Drifted columns", values=[count], size="half"))
 
     def drift_scores(kinds: set[ColumnKind]) -> list[PanelMetric]:
         return [

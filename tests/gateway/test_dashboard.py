@@ -4,14 +4,17 @@ from the admin API, and logs no console error. A screenshot is kept in ``test-ar
 
 from __future__ import annotations
 
+import random
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
+from tests.utils.drift import CODING, SHOPPING, prompt
 from tests.utils.keys import create_key
 from tests.utils.server import RemoteGateway
 
@@ -45,16 +48,27 @@ def page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
     context.close()
 
 
-def test_the_dashboard_shows_the_adapters_and_their_traffic(
+def send_phase(admin_http: httpx.Client, topic: list[str], rng: random.Random) -> dict[str, str]:
+    """50 requests on one topic to ``support-bot``; the window that holds exactly them."""
+    start = datetime.now(UTC).isoformat()
+    for _ in range(50):
+        body = {"model": "support-bot", "messages": [{"role": "user", "content": prompt(rng, topic)}], "max_tokens": 2}
+        assert admin_http.post("/v1/chat/completions", json=body).status_code == 200
+    return {"start": start, "end": datetime.now(UTC).isoformat()}
+
+
+def test_the_dashboard_shows_the_adapters_traffic_and_drift_report(
     gateway: RemoteGateway, admin_http: httpx.Client, page: tuple[Page, list[str]]
 ) -> None:
     tab, problems = page
-    for _ in range(3):  # traffic to plot
-        response = admin_http.post(
-            "/v1/chat/completions",
-            json={"model": "support-bot", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 2},
-        )
-        assert response.status_code == 200
+    rng = random.Random(5)
+    reference = send_phase(admin_http, SHOPPING, rng)
+    current = send_phase(admin_http, CODING, rng)
+    run = admin_http.post(
+        "/admin/drift/run",
+        json={"adapter": "support-bot", "reference_window": reference, "current_window": current},
+    )
+    assert run.status_code == 200 and run.json()["has_report"], run.text
 
     tab.goto(f"{gateway.url}/dashboard")
     assert tab.locator("#login").is_visible() and tab.locator("#app").is_hidden()
@@ -66,7 +80,6 @@ def test_the_dashboard_shows_the_adapters_and_their_traffic(
     names = [button.get_attribute("data-adapter") for button in tab.locator("#adapters button").all()]
     assert {"support-bot", "yard-json"} <= set(names)
     expect(tab.locator("#status")).to_contain_text("requests in the window")
-    expect(tab.locator("#summary h2")).to_have_text(names[0])
     tab.click("#adapters button[data-adapter='support-bot']")
     expect(tab.locator("#summary h2")).to_have_text("support-bot")
     expect(tab.locator("#status")).to_contain_text("support-bot: ")
@@ -74,6 +87,13 @@ def test_the_dashboard_shows_the_adapters_and_their_traffic(
     assert tab.locator("#chart-traffic svg rect").count() >= 1
     assert "active" in tab.locator("#versions tbody").text_content()
     assert tab.locator("#chart-versions svg path").count() >= 1
+    # The drift run: its verdict, its columns, and Evidently's report in a sandboxed frame.
+    expect(tab.locator("#drift-note")).to_contain_text("DRIFTED")
+    assert tab.locator("#chart-drift svg circle").count() >= 1
+    assert tab.locator("#drift-columns tbody tr").count() >= 5
+    expect(tab.locator("#report")).to_be_visible()
+    report = tab.frame_locator("#report")
+    expect(report.locator("body")).to_contain_text("Drift", timeout=30_000)
 
     ARTIFACTS.mkdir(exist_ok=True)
     tab.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)

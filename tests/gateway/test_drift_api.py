@@ -5,6 +5,7 @@ and its Evidently report."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -91,6 +92,13 @@ def test_stationary_then_shifted_traffic(client: openai.OpenAI, admin_http: http
     results = {r["adapter"]: r for r in every.json()["data"]}
     assert results[ADAPTER]["drifted"] and results["support-bot"]["status"] == "insufficient_data"
     assert results["support-bot"]["report_url"] is None
+
+    # The metric hook: the gauges read the newest results (cached for a few seconds between scrapes).
+    wanted = [f'switchyard_drift_detected{{adapter="{ADAPTER}"}} 1.0', f'switchyard_drift_share{{adapter="{ADAPTER}"}}']
+    deadline = time.monotonic() + 20
+    while not all(line in (metrics := admin_http.get("/metrics").text) for line in wanted):
+        assert time.monotonic() < deadline, [line for line in metrics.splitlines() if "drift" in line]
+        time.sleep(0.5)
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> dict:

@@ -55,6 +55,7 @@ ROUTES = {
     ("get", "/admin/drift"),
     ("get", "/admin/drift/{result_id}"),
     ("get", "/admin/drift/{result_id}/report"),
+    ("post", "/admin/drift/{result_id}/report-link"),
 }
 PUBLIC = {("get", "/health")}
 

@@ -16,7 +16,7 @@ from tests.utils.adapters import good_adapter
 from tests.utils.keys import create_key
 from tests.utils.registry import import_folder
 from tests.utils.server import RemoteGateway
-from tuner.scheduling import TABLE
+from tuner.scheduling import JOB_PREFIX, TABLE
 
 pytestmark = pytest.mark.slow
 ADAPTER = "policy-bot"
@@ -39,11 +39,12 @@ def clean(admin_http: httpx.Client, adapter: str) -> Iterator[str]:
 
 
 def scheduled(gateway: RemoteGateway) -> list[str]:
-    """The refresh jobs in the gateway's persistent job store."""
+    """The refresh jobs in the gateway's persistent job store (the drift check shares it)."""
     engine = make_engine(f"sqlite:///{gateway.data_dir / 'switchyard.db'}")
     try:
         with engine.connect() as connection:
-            return sorted(connection.execute(text(f"SELECT id FROM {TABLE}")).scalars())
+            ids = connection.execute(text(f"SELECT id FROM {TABLE}")).scalars()
+            return sorted(i for i in ids if i.startswith(JOB_PREFIX))
     finally:
         engine.dispose()
 

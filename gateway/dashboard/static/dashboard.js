@@ -7,7 +7,7 @@ const SVG = "http://www.w3.org/2000/svg";
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c"];
 const MARKERS = { promote: "#16a34a", rollback: "#dc2626", canary: "#ea580c", reject: "#6b7280", register: "#2563eb" };
 
-const state = { key: sessionStorage.getItem(KEY_STORAGE), adapters: [], selected: null, reportUrl: null };
+const state = { key: sessionStorage.getItem(KEY_STORAGE), adapters: [], selected: null };
 const $ = (id) => document.getElementById(id);
 
 class ApiError extends Error {
@@ -17,8 +17,8 @@ class ApiError extends Error {
   }
 }
 
-async function api(path, { raw = false } = {}) {
-  const response = await fetch(path, { headers: { Authorization: `Bearer ${state.key}` } });
+async function api(path, { method = "GET" } = {}) {
+  const response = await fetch(path, { method, headers: { Authorization: `Bearer ${state.key}` } });
   if (!response.ok) {
     let message = response.statusText;
     try {
@@ -28,7 +28,7 @@ async function api(path, { raw = false } = {}) {
     }
     throw new ApiError(response.status, message);
   }
-  return raw ? response.text() : response.json();
+  return response.json();
 }
 
 function el(tag, attributes = {}, text = null) {
@@ -201,7 +201,7 @@ async function select(name) {
     since, until, yMin: -1, yMax: 1, markers,
     series: [{ name: "mean score", points: traffic.buckets.map((b) => [at(b), b.mean_feedback]) }],
   });
-  renderDrift(drift, since, until);
+  await renderDrift(drift, since, until);
   renderVersions(detail, events, since, until);
   renderJobs(jobs, name);
   setStatus(`${name}: ${traffic.rows} requests in the window${traffic.truncated ? " (newest 100,000)" : ""}`);
@@ -227,7 +227,7 @@ function renderSummary(detail, traffic) {
   summary.append(dl);
 }
 
-function renderDrift(drift, since, until) {
+async function renderDrift(drift, since, until) {
   const results = drift ? drift.data : [];
   timeChart($("chart-drift"), {
     since, until, yMin: 0, yMax: 1,
@@ -238,9 +238,14 @@ function renderDrift(drift, since, until) {
   });
   const latest = results[0];
   const note = $("drift-note");
-  const button = $("open-report");
-  state.reportUrl = latest && latest.report_url ? latest.report_url : null;
-  button.hidden = !state.reportUrl;
+  const frame = $("report");
+  frame.hidden = true;
+  if (latest && latest.has_report) {
+    // An iframe cannot send the admin key: the report opens through a short-lived link.
+    const link = await api(`/admin/drift/${latest.id}/report-link`, { method: "POST" });
+    frame.src = link.url;
+    frame.hidden = false;
+  }
   if (!drift) {
     note.textContent = "Drift monitoring is not available on this server.";
   } else if (!latest) {
@@ -281,13 +286,6 @@ function renderJobs(jobs, name) {
   fillTable($("jobs"), rows.map((j) => [
     j.id, j.trigger, j.status, j.outcome, j.fine_tuned_model, formatTime(new Date(j.created_at * 1000).toISOString()),
   ]));
-}
-
-async function openReport() {
-  if (!state.reportUrl) return;
-  const html = await api(state.reportUrl, { raw: true });
-  const url = URL.createObjectURL(new Blob([html], { type: "text/html" }));
-  window.open(url, "_blank", "noopener");
 }
 
 function showError(error) {
@@ -333,7 +331,6 @@ $("login").addEventListener("submit", async (event) => {
 $("logout").addEventListener("click", () => signOut());
 $("refresh").addEventListener("click", refresh);
 $("window").addEventListener("change", refresh);
-$("open-report").addEventListener("click", () => openReport().catch((error) => setStatus(error.message, true)));
 
 if (state.key) {
   showApp(true);

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.trace import Tracer
 from sqlalchemy.engine import Engine
 
 from monitoring.drift.actions import Webhook
 from monitoring.drift.monitor import DriftMonitor
 from monitoring.drift.workspace import DriftWorkspace
+from monitoring.tracing import NOOP_TRACER
 from switchyard.config import DriftSettings
 from tests.utils.db import sqlite_engine
 
@@ -56,6 +58,7 @@ def make_monitor(tmp_path: Path) -> Iterator[MonitorFactory]:
         *,
         webhook: Webhook | None = None,
         on_job_queued: Callable[[], None] | None = None,
+        tracer: Tracer = NOOP_TRACER,
         **fields: Any,
     ) -> DriftMonitor:
         monitor = DriftMonitor(
@@ -67,6 +70,7 @@ def make_monitor(tmp_path: Path) -> Iterator[MonitorFactory]:
             webhook=webhook,
             report_url=lambda result_id: f"/admin/drift/{result_id}/report",
             on_job_queued=on_job_queued,
+            tracer=tracer,
         )
         made.append(monitor)
         return monitor

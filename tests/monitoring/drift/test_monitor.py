@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 from evidently.ui.workspace import Workspace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -123,7 +126,14 @@ def test_a_check_is_stored_with_its_report_and_its_evidently_run(
 def test_too_little_traffic_is_insufficient_data(db: Engine, make_monitor: MonitorFactory) -> None:
     add_adapter(db, "bot")
     log_traffic(db, 40, rng=random.Random(2))
-    result = make_monitor(db).check("bot", trigger=API)
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    result = make_monitor(db, tracer=provider.get_tracer("test")).check("bot", trigger=API)
+    [span] = spans.get_finished_spans()
+    assert span.name == "drift bot" and span.attributes is not None
+    assert span.attributes["switchyard.drift.status"] == "insufficient_data"
+    assert span.attributes["switchyard.drift.current_rows"] == 40
     assert result.status is DriftStatus.insufficient_data and not result.drifted
     assert result.reason == "too few rows to compare (0 rows in the reference window; 30 needed)"
     assert (result.current_rows, result.report_file, result.drift_share) == (40, None, None)

@@ -1,1 +1,1 @@
-"""Observability: OpenTelemetry metrics with Prometheus exposition (drift reports come later)."""
+"""Observability: drift checks with Evidently, OpenTelemetry traces, and metrics with Prometheus exposition."""

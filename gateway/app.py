@@ -288,6 +288,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services.refresh_scheduler is not None:
             services.refresh_scheduler.shutdown()
         drift_schedule.install(None)
+        services.drift.close()
         services.drift.monitor.close()
         await services.tuning_worker.stop()  # running trainings are queued again, to resume
         await services.router.stop()

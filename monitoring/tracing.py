@@ -158,7 +158,12 @@ def build_tracing(settings: MonitoringSettings, *, exporter: SpanExporter | None
         return Tracing(None)
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: settings.service_name, SERVICE_VERSION: __version__}),
-        sampler=ParentBased(TraceIdRatioBased(settings.trace_sample_ratio)),
+        # A caller's traceparent continues its trace, but its "sampled" flag cannot force
+        # recording: any client could otherwise flood the collector. Its "not sampled" is kept.
+        sampler=ParentBased(
+            TraceIdRatioBased(settings.trace_sample_ratio),
+            remote_parent_sampled=TraceIdRatioBased(settings.trace_sample_ratio),
+        ),
     )
     provider.add_span_processor(BatchSpanProcessor(exporter))
     return Tracing(provider)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse, Response
 
 from gateway.deps import ServicesDep
+from gateway.drift.router import REPORT_HEADERS
 from gateway.exceptions import ResourceNotFound
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
@@ -38,19 +39,6 @@ def _asset(name: str) -> str:
 @router.get("/dashboard", response_class=HTMLResponse)
 async def dashboard() -> HTMLResponse:
     return HTMLResponse(_asset("index.html"), headers=SECURITY_HEADERS)
-
-
-# Evidently's report is one HTML page with inline scripts and styles. It runs sandboxed (an
-# opaque origin: no access to the dashboard's storage or cookies) and may load nothing.
-REPORT_HEADERS = {
-    "Content-Security-Policy": (
-        "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
-        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; frame-ancestors 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
 
 
 @router.get("/dashboard/reports/{token}", response_class=HTMLResponse)

@@ -14,6 +14,19 @@ from switchyard.db import DB_INT_MAX
 
 router = APIRouter(prefix="/admin/drift", tags=["drift"], responses=ADMIN_ERROR_RESPONSES)
 
+# Evidently's report is one HTML page with inline scripts and styles. It runs sandboxed (an
+# opaque origin: no access to the dashboard's storage or cookies) and may load nothing.
+REPORT_HEADERS = {
+    "Content-Security-Policy": (
+        "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; frame-ancestors 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
 ResultIdPath = Annotated[int, Path(ge=1, le=DB_INT_MAX, description="Drift result id")]
 AdapterQuery = Annotated[str | None, Query(pattern=NAME_PATTERN, description="Only this adapter's results")]
 
@@ -58,7 +71,8 @@ async def get_drift_report(result_id: ResultIdPath, drift: DriftDep, request: Re
     """The result's Evidently report, a self-contained HTML page (sent gzipped to clients that
     accept it)."""
     gzipped = "gzip" in request.headers.get("accept-encoding", "")
-    headers = {"Vary": "Accept-Encoding"} | ({"Content-Encoding": "gzip"} if gzipped else {})
+    # Sandboxed wherever it is opened: the report quotes logged prompts inside its scripts.
+    headers = REPORT_HEADERS | {"Vary": "Accept-Encoding"} | ({"Content-Encoding": "gzip"} if gzipped else {})
     return Response(await drift.report(result_id, gzipped=gzipped), media_type="text/html", headers=headers)
 
 

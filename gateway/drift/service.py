@@ -11,7 +11,9 @@ import asyncio
 import gzip
 import secrets
 from collections.abc import Callable
-from typing import TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
 
 from cachetools import TTLCache
 from sqlalchemy.engine import Engine
@@ -51,6 +53,16 @@ class DriftService:
         self._drain = drain
         self._read_wait_s = read_wait_s
         self._links: TTLCache[str, int] = TTLCache(maxsize=4096, ttl=REPORT_LINK_TTL_S)
+        # Checks run one at a time anyway (the monitor's lock): on a thread of their own, so that
+        # callers waiting for one never take the event loop's shared worker threads (traffic
+        # reads, gauges, the log drain use those).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drift-check")
+
+    async def _checking(self, check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(check, *args, **kwargs))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def monitor(self) -> DriftMonitor:
@@ -71,9 +83,9 @@ class DriftService:
         )
         await self._drain.caught_up(timeout_s=self._read_wait_s)
         if body.adapter is not None:
-            row = await asyncio.to_thread(self._monitor.check, body.adapter, trigger=DriftTrigger.api, windows=windows)
+            row = await self._checking(self._monitor.check, body.adapter, trigger=DriftTrigger.api, windows=windows)
             return view(row)
-        rows = await asyncio.to_thread(self._monitor.check_all, trigger=DriftTrigger.api, windows=windows)
+        rows = await self._checking(self._monitor.check_all, trigger=DriftTrigger.api, windows=windows)
         return DriftResultsView(data=[view(row) for row in rows], count=len(rows))
 
     async def history(self, adapter: str | None, *, offset: int, limit: int) -> DriftResultsView:

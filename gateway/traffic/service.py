@@ -8,7 +8,7 @@ whatever the drain's state: a long backlog or a database outage never holds a re
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
@@ -35,6 +35,10 @@ class RequestFilters(BaseModel):
 MAX_BUCKETS = 2000
 MAX_STATS_ROWS = 100_000
 """Most logged requests one traffic read aggregates (newest first)."""
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class TrafficQuery(BaseModel):
@@ -71,8 +75,10 @@ class TrafficLogService:
 
     async def traffic(self, query: TrafficQuery) -> TrafficStats:
         """The adapter's requests, errors, latency, tokens and feedback over time."""
-        until = query.until or utcnow()
-        since = query.since or until - timedelta(days=1)
+        # A time without an offset is UTC, as the log stores it (comparing it with an aware one
+        # would fail).
+        until = _aware(query.until) if query.until else utcnow()
+        since = _aware(query.since) if query.since else until - timedelta(days=1)
         if since >= until:
             raise InvalidRequest("since must be before until", param="since")
         if (until - since).total_seconds() / query.bucket_s > MAX_BUCKETS:

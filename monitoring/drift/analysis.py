@@ -126,6 +126,10 @@ def _present(series: pd.Series) -> pd.Series:
     return series.replace([math.inf, -math.inf], math.nan).dropna()
 
 
+SELECTED_BY_CURATION = frozenset({"feedback_score"})
+"""Columns curation selects training examples by (``tuner.selection``: the feedback score)."""
+
+
 def analyse(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -133,15 +137,23 @@ def analyse(
     min_values: int,
     false_alarm_rate: float,
     alert_on_performance: bool,
+    curated_reference: bool = False,
     timestamp: datetime | None = None,
     tags: Sequence[str] = (),
     metadata: dict[str, Any] | None = None,
 ) -> Analysis:
     """Compare ``current`` with ``reference`` (frames with every column of :data:`COLUMNS`).
 
-    Raises ``ValueError`` only for what is not about the data (a bug); a column or window that
-    cannot be compared is a result."""
-    decides = {c.name: c.role is ColumnRole.content or alert_on_performance for c in COLUMNS}
+    ``curated_reference``: the reference is a training snapshot's requests, which curation chose
+    by their feedback; those columns are still compared and shown, but cannot make the window
+    drifted (ordinary traffic always differs from a set picked for good feedback, and a refresh
+    could never fix that). Raises ``ValueError`` only for what is not about the data (a bug); a
+    column or window that cannot be compared is a result."""
+    decides = {
+        c.name: (c.role is ColumnRole.content or alert_on_performance)
+        and not (curated_reference and c.name in SELECTED_BY_CURATION)
+        for c in COLUMNS
+    }
     counts = {c.name: (len(_present(reference[c.name])), len(_present(current[c.name]))) for c in COLUMNS}
 
     def column_drift(column: Column, status: DriftStatus, **fields: Any) -> ColumnDrift:

@@ -6,7 +6,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from monitoring.drift.models import DriftResult, DriftResultCreate
+from monitoring.drift.models import DriftResult, DriftResultCreate, DriftStatus
 from switchyard.db import session_scope
 
 
@@ -83,6 +83,17 @@ def drift_share_by_adapter(db: Engine) -> dict[str, float]:
 
 
 def drifted_by_adapter(db: Engine) -> dict[str, bool]:
-    """The metric hook for alerts: whether each adapter's newest result is drifted."""
+    """The metric hook for alerts: whether each adapter's newest result that compared anything is
+    drifted. A later ``insufficient_data`` result (a quiet hour) does not clear the alert: nothing
+    was fixed, there was only too little traffic to tell."""
     with session_scope(db) as session:
-        return {row.adapter: row.drifted for row in latest_results(session=session)}
+        newest = (
+            select(func.max(DriftResult.id).label("id"))
+            .where(DriftResult.status == DriftStatus.ok)
+            .group_by(col(DriftResult.adapter))
+            .subquery()
+        )
+        rows = session.exec(
+            select(DriftResult.adapter, DriftResult.drifted).join(newest, col(DriftResult.id) == newest.c.id)
+        ).all()
+    return {adapter: bool(drifted) for adapter, drifted in rows}

@@ -184,6 +184,7 @@ class DriftMonitor:
             min_values=settings.min_rows,
             false_alarm_rate=settings.false_alarm_rate,
             alert_on_performance=settings.alert_on_performance,
+            curated_reference=reference.kind is ReferenceKind.snapshot,
             timestamp=datetime.now(UTC),
             tags=[adapter.name],
             metadata={

@@ -237,12 +237,14 @@ async function renderDrift(drift, since, until) {
     ],
   });
   const latest = results[0];
+  // The newest report, even when a later run had too little data to make one.
+  const reported = results.find((r) => r.has_report);
   const note = $("drift-note");
   const frame = $("report");
   frame.hidden = true;
-  if (latest && latest.has_report) {
+  if (reported) {
     // An iframe cannot send the admin key: the report opens through a short-lived link.
-    const link = await api(`/admin/drift/${latest.id}/report-link`, { method: "POST" });
+    const link = await api(`/admin/drift/${reported.id}/report-link`, { method: "POST" });
     frame.src = link.url;
     frame.hidden = false;
   }

@@ -140,3 +140,18 @@ def test_the_guard_cuts_the_network() -> None:
 
     with pytest.raises(OSError, match="may not reach"):
         socket.socket.connect(StandIn(), ("192.0.2.1", 80))  # type: ignore[arg-type]
+
+
+def test_against_a_curated_snapshot_the_feedback_it_was_chosen_by_decides_nothing() -> None:
+    """Curation keeps well-rated requests, so served traffic always rates lower than the snapshot
+    behind the active version; that must not flag drift (and ask for a refresh) forever."""
+    rng = random.Random(6)
+    reference = frame_of(logged_rows(80, rng=rng))
+    current = frame_of(logged_rows(80, rng=rng))
+    reference["feedback_score"] = [1.0] * len(reference)
+    current["feedback_score"] = [rng.choice((-1.0, 0.0, 1.0)) for _ in range(len(current))]
+    assert analyse(reference, current, **OPTIONS).drifted  # the same feedback gap, in a plain window
+    curated = analyse(reference, current, **OPTIONS, curated_reference=True)
+    feedback = columns_of(curated)["feedback_score"]
+    assert feedback.drifted and not feedback.decides_verdict
+    assert not curated.drifted

@@ -152,6 +152,7 @@ async def _build_services(
                 initial={},
                 name="drift verdicts by adapter",
             ),
+            drift_alerts=lambda: drift_monitor.alerts.snapshot(),  # built below; read at scrape time
         ),
         also_render=(REGISTRY,),  # vLLM's own vllm:* gauges (stat logging is on)
     )

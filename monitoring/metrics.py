@@ -56,6 +56,8 @@ class GaugeSources:
     """Per adapter: the share of columns that drifted in its latest drift result that compared any."""
     drift_detected: Callable[[], Mapping[str, bool]] = dict
     """Per adapter: whether its latest drift result is drifted."""
+    drift_alerts: Callable[[], Mapping[str, int]] = dict
+    """Per adapter: drifted verdicts this process raised (a counter: alert on its increase)."""
 
 
 def _gauge(read: Callable[[], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
@@ -179,6 +181,11 @@ class GatewayMetrics:
             ),
         ):
             meter.create_observable_gauge(name, callbacks=[_labelled(read_labelled)], description=description)
+        meter.create_observable_counter(
+            "switchyard_drift_alerts",
+            callbacks=[_labelled(lambda: [(count, {"adapter": a}) for a, count in gauges.drift_alerts().items()])],
+            description="Drifted verdicts raised (log line, webhook, refresh request), per adapter",
+        )
 
     def observe(self, row: dict[str, Any]) -> None:
         """Count one finished request from its traffic-log row."""

@@ -94,7 +94,11 @@ def test_stationary_then_shifted_traffic(client: openai.OpenAI, admin_http: http
     assert results["support-bot"]["report_url"] is None
 
     # The metric hook: the gauges read the newest results (cached for a few seconds between scrapes).
-    wanted = [f'switchyard_drift_detected{{adapter="{ADAPTER}"}} 1.0', f'switchyard_drift_share{{adapter="{ADAPTER}"}}']
+    wanted = [
+        f'switchyard_drift_detected{{adapter="{ADAPTER}"}} 1.0',
+        f'switchyard_drift_share{{adapter="{ADAPTER}"}}',
+        f'switchyard_drift_alerts_total{{adapter="{ADAPTER}"}} ',  # one per drifted verdict
+    ]
     deadline = time.monotonic() + 20
     while not all(line in (metrics := admin_http.get("/metrics").text) for line in wanted):
         assert time.monotonic() < deadline, [line for line in metrics.splitlines() if "drift" in line]

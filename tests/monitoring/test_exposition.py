@@ -157,6 +157,7 @@ def declared_names() -> set[str]:
             training_jobs=lambda: {"queued": 1},
             drift_share=lambda: {"a": 0.5},
             drift_detected=lambda: {"a": True},
+            drift_alerts=lambda: {"a": 1},
         )
     )
     row = {"endpoint": "completions", "status": 200, "prompt_tokens": 1, "latency_ms": 1.0, "ttft_ms": 1.0}

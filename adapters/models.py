@@ -16,7 +16,6 @@ from switchyard.db import utcnow
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 
-
 class VersionStatus(StrEnum):
     candidate = "candidate"
     active = "active"

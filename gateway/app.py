@@ -118,9 +118,7 @@ async def _build_services(
         max_field_chars=log_settings.max_field_chars,
         probe=partial(probe_log_insert, engine=db),
     )
-    admission = AdmissionController(
-        settings.server.max_queued_requests, retry_after_s=settings.server.retry_after_s
-    )
+    admission = AdmissionController(settings.server.max_queued_requests, retry_after_s=settings.server.retry_after_s)
     metrics = GatewayMetrics(
         GaugeSources(
             spool_backlog_bytes=lambda: drain.spool.backlog_bytes,

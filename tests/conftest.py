@@ -46,9 +46,7 @@ def base_spec(demo_model: Path) -> BaseModelSpec:
 
 
 @pytest.fixture(scope="session")
-def gateway(
-    data_dir: Path, demo_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RemoteGateway]:
+def gateway(data_dir: Path, demo_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteGateway]:
     # Tests import adapter folders they build under pytest's temporary root, so that is the
     # one server folder the admin API may import from.
     import_roots = json.dumps([str(tmp_path_factory.getbasetemp())])

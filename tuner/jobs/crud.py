@@ -362,9 +362,7 @@ def finish_job(
     ended (a cancel that won a race) keeps its first ending; the row is returned either way."""
     # Re-read (the caller's copy may come from another session, or be stale): a job that has
     # already ended keeps its first ending.
-    job = session.exec(
-        select(TuningJob).where(TuningJob.id == job.id).execution_options(populate_existing=True)
-    ).one()
+    job = session.exec(select(TuningJob).where(TuningJob.id == job.id).execution_options(populate_existing=True)).one()
     if job.status in ENDED:
         return job
     _end(job, status)

@@ -7,8 +7,7 @@ versions before moving its routes), so the CLI never needs the gateway to be rea
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from sqlmodel import Session
@@ -16,25 +15,13 @@ from sqlmodel import Session
 from adapters import lifecycle
 from adapters.base_model import BaseModelSpec
 from adapters.config import artifact_store, engine_limits
-from adapters.exceptions import AdapterError
 from adapters.importer import import_version
 from adapters.models import AdapterVersionPublic
 from adapters.registry import describe, list_adapters, list_events, require_adapter
 from adapters.sources import source_from_uri
-from switchyard.cli_settings import settings_of
-from switchyard.schema import open_database
+from switchyard.cli_settings import run_in_database, settings_of
 
 app = typer.Typer(help="Manage adapters and their versions.", no_args_is_help=True, pretty_exceptions_show_locals=False)
-T = TypeVar("T")
-
-
-def _run(ctx: typer.Context, work: Callable[[Session], T]) -> T:
-    with open_database(settings_of(ctx).resolved_database_url) as session:
-        try:
-            return work(session)
-        except AdapterError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
-            raise typer.Exit(1) from None
 
 
 def _echo(payload: Any) -> None:
@@ -53,13 +40,13 @@ def list_(ctx: typer.Context) -> None:
             owner = "shared" if adapter.shared else (adapter.tenant or "-")
             typer.echo(f"{adapter.name}\tactive=v{view.active_version}{canary}\t{owner}\t{adapter.description}")
 
-    _run(ctx, work)
+    run_in_database(ctx, work)
 
 
 @app.command()
 def show(ctx: typer.Context, name: str) -> None:
     """One adapter with all its versions."""
-    _run(ctx, lambda s: _echo(describe(session=s, adapter=require_adapter(session=s, name=name))))
+    run_in_database(ctx, lambda s: _echo(describe(session=s, adapter=require_adapter(session=s, name=name))))
 
 
 @app.command()
@@ -72,7 +59,7 @@ def events(ctx: typer.Context, name: str) -> None:
             version = "-" if event.version is None else f"v{event.version}"
             typer.echo(f"{event.created_at.isoformat()}\t{event.action}\t{version}\t{json.dumps(event.detail)}")
 
-    _run(ctx, work)
+    run_in_database(ctx, work)
 
 
 @app.command("import")
@@ -89,7 +76,7 @@ def import_(
     """Validate and register a new candidate version."""
     settings = settings_of(ctx)
     base = BaseModelSpec.load(settings.resolved_base_model)
-    version = _run(
+    version = run_in_database(
         ctx,
         lambda s: AdapterVersionPublic.model_validate(
             import_version(
@@ -115,14 +102,14 @@ def import_(
 @app.command()
 def promote(ctx: typer.Context, name: str, version: int) -> None:
     """Make a version the alias's active version."""
-    _run(ctx, lambda s: lifecycle.promote(session=s, name=name, version=version))
+    run_in_database(ctx, lambda s: lifecycle.promote(session=s, name=name, version=version))
     typer.echo(f"{name} -> v{version}")
 
 
 @app.command()
 def rollback(ctx: typer.Context, name: str) -> None:
     """Return the alias to its previous active version."""
-    view = _run(
+    view = run_in_database(
         ctx, lambda s: describe(session=s, adapter=lifecycle.rollback(session=s, name=name), with_versions=False)
     )
     typer.echo(f"{name} -> v{view.active_version}")
@@ -136,14 +123,14 @@ def canary(
     weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of traffic, 0 ends the canary.")] = 0.1,
 ) -> None:
     """Split the alias's traffic with a version (sticky per OpenAI `user`)."""
-    _run(ctx, lambda s: lifecycle.set_canary(session=s, name=name, version=version, weight=weight))
+    run_in_database(ctx, lambda s: lifecycle.set_canary(session=s, name=name, version=version, weight=weight))
     typer.echo(f"{name}: canary v{version} at {weight:.0%}")
 
 
 @app.command()
 def retire(ctx: typer.Context, name: str, version: int) -> None:
     """Retire a version that is not active."""
-    _run(ctx, lambda s: lifecycle.retire(session=s, name=name, version=version))
+    run_in_database(ctx, lambda s: lifecycle.retire(session=s, name=name, version=version))
     typer.echo(f"{name}@{version} retired")
 
 
@@ -155,5 +142,5 @@ def reject(
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "rejected by an operator",
 ) -> None:
     """Reject a version that is not active: it is never routed or promoted again."""
-    _run(ctx, lambda s: lifecycle.reject(session=s, name=name, version=version, reason=reason))
+    run_in_database(ctx, lambda s: lifecycle.reject(session=s, name=name, version=version, reason=reason))
     typer.echo(f"{name}@{version} rejected")

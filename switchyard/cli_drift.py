@@ -7,9 +7,8 @@ included) and may queue a refresh, which a running ``switchyard serve`` then tra
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -20,30 +19,20 @@ from sqlmodel import Session
 
 from adapters.registry import require_adapter
 from monitoring.drift.crud import get_result, list_results
-from monitoring.drift.models import ColumnDrift, DriftResult, DriftStatus, DriftTrigger, TimeWindow, as_utc
-from switchyard.cli_settings import settings_of
+from monitoring.drift.models import ColumnDrift, DriftResult, DriftStatus, DriftTrigger, TimeWindow, Windows, as_utc
+from switchyard.cli_settings import run_in_database, settings_of
 from switchyard.db import make_engine, session_scope
 from switchyard.exceptions import SwitchyardError
-from switchyard.schema import create_all_tables, open_database
+from switchyard.schema import create_all_tables
 
 if TYPE_CHECKING:
-    from monitoring.drift.monitor import DriftMonitor, Windows
+    from monitoring.drift.monitor import DriftMonitor
 
 app = typer.Typer(help="Drift of each adapter's traffic: check it, show the results.", no_args_is_help=True)
-T = TypeVar("T")
 
 RESULT_HEADERS = ("id", "adapter", "checked (UTC)", "verdict", "share", "reference", "rows ref/cur", "sample")
 NameArgument = Annotated[str | None, typer.Argument(help="Adapter (alias) name; omitted: every adapter.")]
 MomentOption = Annotated[datetime | None, typer.Option(help="ISO 8601 (UTC unless it has an offset).")]
-
-
-def _run(ctx: typer.Context, work: Callable[[Session], T]) -> T:
-    with open_database(settings_of(ctx).resolved_database_url) as session:
-        try:
-            return work(session)
-        except SwitchyardError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
-            raise typer.Exit(1) from None
 
 
 def _when(moment: datetime | None) -> str:
@@ -104,7 +93,7 @@ def run(
     store the result. Without the window options: the latest traffic against the active version's
     training snapshot (or the traffic just before)."""
     # Evidently, pandas and scikit-learn take seconds to import: only this command needs them.
-    from monitoring.drift.monitor import Windows, build_monitor
+    from monitoring.drift.monitor import build_monitor
 
     settings = settings_of(ctx)
     windows = Windows(
@@ -188,7 +177,7 @@ def show(
     settings = settings_of(ctx)
     console = Console()
     if result_id is not None:
-        result = _run(ctx, lambda s: get_result(session=s, result_id=result_id))
+        result = run_in_database(ctx, lambda s: get_result(session=s, result_id=result_id))
         if result is None:
             typer.echo(f"error: no drift result with id {result_id}", err=True)
             raise typer.Exit(1)
@@ -207,7 +196,7 @@ def show(
             require_adapter(session=session, name=name)
         return list_results(session=session, adapter=name, limit=limit)
 
-    results, count = _run(ctx, work)
+    results, count = run_in_database(ctx, work)
     console.print(_results_table(results))
     if count > len(results):
         console.print(f"({count - len(results)} older: --limit {min(limit * 2, 500)})", style="dim")

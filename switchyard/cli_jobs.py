@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
@@ -24,7 +23,7 @@ from rich.text import Text
 from sqlmodel import Session
 
 from adapters.registry import require_adapter
-from switchyard.cli_settings import settings_of
+from switchyard.cli_settings import run_in_database, settings_of
 from switchyard.exceptions import SwitchyardError
 from switchyard.schema import open_database
 from tuner.jobs.crud import active_job, create_job, events_since, get_job, list_events, list_jobs, request_cancel
@@ -35,7 +34,6 @@ from tuner.scheduling import SYNC_INTERVAL_S, refresh_job
 app = typer.Typer(
     help="Fine-tuning jobs: list, inspect, follow, cancel.", no_args_is_help=True, pretty_exceptions_show_locals=False
 )
-T = TypeVar("T")
 
 QUEUED_HINT_S = 15.0
 """A job queued this long while followed gets a reminder of who runs jobs."""
@@ -49,15 +47,6 @@ DROP = object()
 
 JobIdArgument = Annotated[str, typer.Argument(help="Job id (ftjob-…).")]
 PollOption = Annotated[float, typer.Option(min=0.01, max=60.0, hidden=True, help="Seconds between polls.")]
-
-
-def _run(ctx: typer.Context, work: Callable[[Session], T]) -> T:
-    with open_database(settings_of(ctx).resolved_database_url) as session:
-        try:
-            return work(session)
-        except SwitchyardError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
-            raise typer.Exit(1) from None
 
 
 def _checked_job_id(public_id: str) -> str:
@@ -103,7 +92,7 @@ def tune(
         ahead = active_job(session=session, adapter=name)
         return create_job(session=session, job_in=job_in), ahead
 
-    job, ahead = _run(ctx, work)
+    job, ahead = run_in_database(ctx, work)
     typer.echo(f"queued {job.public_id}: a new version of {name}")
     if ahead is not None:
         typer.echo(f"it starts once {ahead.public_id} ({ahead.status.value}) has ended")
@@ -215,7 +204,7 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
 ) -> None:
     """Recent jobs, newest first."""
-    rows, more = _run(ctx, lambda s: list_jobs(session=s, adapter=adapter, limit=limit))
+    rows, more = run_in_database(ctx, lambda s: list_jobs(session=s, adapter=adapter, limit=limit))
     table = Table("id", "adapter", "trigger", "status", "stage/outcome", "fine_tuned_model", "created (UTC)")
     table.columns[0].no_wrap = True
     for job in rows:
@@ -244,7 +233,7 @@ def show(ctx: typer.Context, job_id: JobIdArgument) -> None:
         events, _ = list_events(session=session, job=job, limit=SHOWN_EVENTS)
         return job, events[::-1]
 
-    job, events = _run(ctx, work)
+    job, events = run_in_database(ctx, work)
     fields = Table.grid(padding=(0, 2))
     error = f"{job.error_code}: {job.error_message}" if job.error_code else job.error_message
     for label, value in (
@@ -285,7 +274,7 @@ def show(ctx: typer.Context, job_id: JobIdArgument) -> None:
 def cancel(ctx: typer.Context, job_id: JobIdArgument) -> None:
     """Cancel a job: a queued one at once, a running one at its next training step."""
     public_id = _checked_job_id(job_id)
-    job = _run(ctx, lambda s: request_cancel(session=s, public_id=public_id))
+    job = run_in_database(ctx, lambda s: request_cancel(session=s, public_id=public_id))
     if job.status == JobStatus.cancelled:
         typer.echo(f"{public_id} cancelled")
     else:
@@ -393,7 +382,7 @@ def policy(
         _echo_policy(name, upsert_policy(session=session, adapter=name, policy_in=policy_in), settings.training_preset)
         typer.echo(f"(a running `switchyard serve` applies a new schedule within {SYNC_INTERVAL_S:.0f} s)")
 
-    _run(ctx, work)
+    run_in_database(ctx, work)
 
 
 def _echo_policy(name: str, row: TuningPolicy | None, default_preset: str) -> None:

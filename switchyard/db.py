@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -19,6 +21,8 @@ POSTGRES_UNAVAILABLE_CLASSES = frozenset({"08", "53", "57"})
 # program limit exceeded (a value too large for its column).
 POSTGRES_DATA_CLASSES = frozenset({"22", "23", "54"})
 SQLITE_UNAVAILABLE_MARKERS = ("database is locked", "unable to open database", "disk I/O error", "database is full")
+
+T = TypeVar("T")
 
 DB_INT_MAX = 2**31 - 1
 """Largest value of an integer column (PostgreSQL ``integer``): ids and version numbers from clients
@@ -66,6 +70,17 @@ def make_engine(url: str) -> Engine:
 def session_scope(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+async def run_in_session(engine: Engine, work: Callable[[Session], T]) -> T:
+    """``work`` in a session of its own, on a worker thread: database calls block, and the
+    services that await this share the event loop with serving."""
+
+    def run() -> T:
+        with session_scope(engine) as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
 
 
 def is_connection_error(exc: BaseException) -> bool:

@@ -97,13 +97,23 @@ def queue_scheduled_refresh(*, session: Session, adapter: str, default_preset: P
         # The store lags the policies by up to a sync interval; the next sync removes the job.
         logger.info("scheduled refresh of %s skipped: it no longer has an enabled schedule", adapter)
         return None
+    return queue_refresh(session=session, adapter=adapter, trigger=JobTrigger.schedule, default_preset=default_preset)
+
+
+def queue_refresh(
+    *, session: Session, adapter: str, trigger: JobTrigger, default_preset: PresetName
+) -> TuningJob | None:
+    """Queue one refresh of ``adapter``, unless it has a job queued or running already (a
+    repeated schedule firing or drift verdict then joins that one): None."""
     running = active_job(session=session, adapter=adapter)
     if running is not None:
-        logger.info("scheduled refresh of %s skipped: %s is %s", adapter, running.public_id, running.status.value)
+        logger.info(
+            "%s refresh of %s not queued: %s is %s", trigger.value, adapter, running.public_id, running.status.value
+        )
         return None
-    job_in = refresh_job(session=session, adapter=adapter, trigger=JobTrigger.schedule, default_preset=default_preset)
+    job_in = refresh_job(session=session, adapter=adapter, trigger=trigger, default_preset=default_preset)
     job = create_job(session=session, job_in=job_in)
-    logger.info("scheduled refresh of %s queued as %s", adapter, job.public_id)
+    logger.info("%s refresh of %s queued as %s", trigger.value, adapter, job.public_id)
     return job
 
 

@@ -9,34 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from adapters.registry import require_adapter
 from gateway.admin.tuning_policy_protocol import TuningPolicyView
-from switchyard.db import session_scope
+from switchyard.db import run_in_session
 from tuner.exceptions import TuningResourceNotFound
 from tuner.policies import TuningPolicy, TuningPolicyBase, delete_policy, get_policy, upsert_policy
 from tuner.scheduling import RefreshScheduler
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class TuningPolicyService:
     def __init__(self, *, db: Engine, scheduler: RefreshScheduler | None) -> None:
         self._db = db
         self._scheduler = scheduler
-
-    async def _in_session(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with session_scope(self._db) as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
 
     def _scheduling(self) -> RefreshScheduler | None:
         return self._scheduler if self._scheduler is not None and self._scheduler.running else None
@@ -67,10 +57,10 @@ class TuningPolicyService:
                 )
             return row
 
-        return await self._view(await self._in_session(work))
+        return await self._view(await run_in_session(self._db, work))
 
     async def put(self, name: str, body: TuningPolicyBase) -> TuningPolicyView:
-        row = await self._in_session(lambda s: upsert_policy(session=s, adapter=name, policy_in=body))
+        row = await run_in_session(self._db, lambda s: upsert_policy(session=s, adapter=name, policy_in=body))
         await self._sync()
         return await self._view(row)
 
@@ -79,6 +69,6 @@ class TuningPolicyService:
             require_adapter(session=session, name=name)
             return delete_policy(session=session, adapter=name)
 
-        if not await self._in_session(work):
+        if not await run_in_session(self._db, work):
             raise TuningResourceNotFound(f"Adapter {name!r} has no tuning policy.", param="name")
         await self._sync()

@@ -24,9 +24,9 @@ from gateway.drift.protocol import DriftResultsView, DriftResultView, DriftRunRe
 from gateway.exceptions import ResourceNotFound
 from gateway.traffic.drain import LogDrain
 from monitoring.drift.crud import get_result, list_results
-from monitoring.drift.models import DriftResult, DriftTrigger, to_public
-from monitoring.drift.monitor import DriftMonitor, Windows
-from switchyard.db import session_scope
+from monitoring.drift.models import DriftResult, DriftTrigger, Windows, to_public
+from monitoring.drift.monitor import DriftMonitor
+from switchyard.db import run_in_session
 
 T = TypeVar("T")
 
@@ -68,13 +68,6 @@ class DriftService:
     def monitor(self) -> DriftMonitor:
         return self._monitor
 
-    async def _in_session(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with session_scope(self._db) as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
-
     async def run(self, body: DriftRunRequest) -> DriftResultView | DriftResultsView:
         """Check one adapter (its stored result) or every adapter (theirs, by name)."""
         windows = Windows(
@@ -94,11 +87,11 @@ class DriftService:
                 require_adapter(session=session, name=adapter)
             return list_results(session=session, adapter=adapter, offset=offset, limit=limit)
 
-        rows, count = await self._in_session(work)
+        rows, count = await run_in_session(self._db, work)
         return DriftResultsView(data=[view(row) for row in rows], count=count)
 
     async def _row(self, result_id: int) -> DriftResult:
-        row = await self._in_session(lambda s: get_result(session=s, result_id=result_id))
+        row = await run_in_session(self._db, lambda s: get_result(session=s, result_id=result_id))
         if row is None:
             raise ResourceNotFound(f"No drift result with id {result_id}.", param="result_id")
         return row

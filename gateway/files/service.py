@@ -6,13 +6,12 @@ a group of their own). The admin sees every file, and what it uploads belongs to
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -20,7 +19,7 @@ from sqlmodel import Session
 from gateway.auth.models import Principal
 from gateway.exceptions import PermissionDenied
 from gateway.files.protocol import FileDeleted, FileList, FileObject
-from switchyard.db import session_scope
+from switchyard.db import run_in_session
 from tuner.exceptions import TuningResourceNotFound
 from tuner.files import (
     FileLimits,
@@ -36,7 +35,6 @@ from tuner.files.crud import Order
 from tuner.jobs.crud import ANY_TENANT, TenantScope
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 CHUNK_BYTES = 1 << 20
 
 
@@ -67,20 +65,14 @@ class FilesService:
         self._files_dir = files_dir
         self._limits = limits
 
-    async def _in_session(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with session_scope(self._db) as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
-
     async def upload(
         self, upload: BinaryIO, *, filename: str | None, purpose: FilePurpose, principal: Principal
     ) -> FileObject:
         """Validate and store an uploaded training file."""
         tuning_scope(principal)
         file_in = TuningFileCreate(filename=filename, purpose=purpose)  # type: ignore[arg-type]
-        row = await self._in_session(
+        row = await run_in_session(
+            self._db,
             lambda s: create_file(
                 session=s,
                 files_dir=self._files_dir,
@@ -89,7 +81,7 @@ class FilesService:
                 limits=self._limits,
                 tenant=None if principal.is_admin else principal.tenant,
                 key_id=principal.key_id,
-            )
+            ),
         )
         return FileObject.of(row)
 
@@ -97,8 +89,9 @@ class FilesService:
         self, *, principal: Principal, purpose: str | None, after: str | None, limit: int, order: Order
     ) -> FileList:
         scope = tuning_scope(principal)
-        rows, has_more = await self._in_session(
-            lambda s: list_files(session=s, scope=scope, purpose=purpose, after=after, limit=limit, order=order)
+        rows, has_more = await run_in_session(
+            self._db,
+            lambda s: list_files(session=s, scope=scope, purpose=purpose, after=after, limit=limit, order=order),
         )
         data = [FileObject.of(row) for row in rows]
         return FileList(
@@ -110,7 +103,9 @@ class FilesService:
 
     async def retrieve(self, file_id: str, *, principal: Principal) -> FileObject:
         scope = tuning_scope(principal)
-        return await self._in_session(lambda s: FileObject.of(get_file(session=s, file_id=file_id, scope=scope)))
+        return await run_in_session(
+            self._db, lambda s: FileObject.of(get_file(session=s, file_id=file_id, scope=scope))
+        )
 
     async def content(self, file_id: str, *, principal: Principal) -> FileContent:
         scope = tuning_scope(principal)
@@ -126,11 +121,11 @@ class FilesService:
                 ) from None
             return FileContent(size=os.fstat(stream.fileno()).st_size, stream=stream)
 
-        return await self._in_session(work)
+        return await run_in_session(self._db, work)
 
     async def delete(self, file_id: str, *, principal: Principal) -> FileDeleted:
         scope = tuning_scope(principal)
-        await self._in_session(
-            lambda s: delete_file(session=s, files_dir=self._files_dir, file_id=file_id, scope=scope)
+        await run_in_session(
+            self._db, lambda s: delete_file(session=s, files_dir=self._files_dir, file_id=file_id, scope=scope)
         )
         return FileDeleted(id=file_id)

@@ -15,8 +15,9 @@ from sqlmodel import Session
 
 from adapters.registry import ServableVersion, get_adapter, version_by_id
 from gateway.registry.service import RegistryService
+from switchyard.db import run_in_session
 from tuner.gate.scoring import Scorer
-from tuner.jobs.pipeline import AdapterState, in_session
+from tuner.jobs.pipeline import AdapterState
 
 
 class RegistryCandidates:
@@ -34,7 +35,7 @@ class RegistryCandidates:
             state = AdapterState(exists=True, tenant=row.tenant, task_checks=dict(row.task_checks))
             return state, active.version if active else None
 
-        state, active = await in_session(self._db, read)
+        state, active = await run_in_session(self._db, read)
         if active is None:
             return state
         return AdapterState(

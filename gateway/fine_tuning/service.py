@@ -11,7 +11,6 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -34,16 +33,15 @@ from gateway.fine_tuning.protocol import (
     JobError,
     TuneRequest,
 )
+from switchyard.db import run_in_session
 from tuner.exceptions import InvalidJob, TuningResourceNotFound
 from tuner.files import get_file
 from tuner.jobs import crud
 from tuner.jobs.crud import ANY_TENANT, TenantScope
 from tuner.jobs.models import JobTrigger, TuningCheckpoint, TuningJob, TuningJobBase, TuningJobEvent
-from tuner.jobs.pipeline import in_session
 from tuner.policies import PresetName, get_policy, resolve_policy
 from tuner.training import Hyperparameters, OpenAIHyperparameters, from_openai, to_openai
 
-T = TypeVar("T")
 NO_TENANT = "default"
 """``organization_id`` of jobs that belong to keys without a tenant (and to the admin)."""
 FINE_TUNE_PURPOSE = "fine-tune"
@@ -142,9 +140,6 @@ class FineTuningService:
         self._on_queue_change = on_queue_change
         """Called when the queue changed (a job created or cancelled): the local worker's wake-up."""
 
-    async def _in_session(self, work: Callable[[Session], T]) -> T:
-        return await in_session(self._db, work)
-
     @staticmethod
     def _scope(principal: Principal) -> TenantScope:
         if not principal.may_fine_tune:
@@ -240,7 +235,7 @@ class FineTuningService:
             )
             return crud.create_job(session=session, job_in=job_in, key_id=principal.key_id)
 
-        job = await self._in_session(work)
+        job = await run_in_session(self._db, work)
         self._on_queue_change()
         return render_job(job)
 
@@ -265,7 +260,7 @@ class FineTuningService:
             )
             return crud.create_job(session=session, job_in=job_in)
 
-        job = await self._in_session(work)
+        job = await run_in_session(self._db, work)
         self._on_queue_change()
         return render_job(job)
 
@@ -273,18 +268,20 @@ class FineTuningService:
         self, principal: Principal, *, after: str | None, limit: int, metadata: dict[str, str] | None
     ) -> FineTuningJobList:
         scope = self._scope(principal)
-        rows, has_more = await self._in_session(
-            lambda s: crud.list_jobs(session=s, scope=scope, after=after, limit=limit, metadata=metadata)
+        rows, has_more = await run_in_session(
+            self._db, lambda s: crud.list_jobs(session=s, scope=scope, after=after, limit=limit, metadata=metadata)
         )
         return FineTuningJobList(data=[render_job(job) for job in rows], has_more=has_more)
 
     async def retrieve(self, principal: Principal, job_id: str) -> FineTuningJob:
         scope = self._scope(principal)
-        return render_job(await self._in_session(lambda s: crud.get_job(session=s, public_id=job_id, scope=scope)))
+        return render_job(
+            await run_in_session(self._db, lambda s: crud.get_job(session=s, public_id=job_id, scope=scope))
+        )
 
     async def cancel(self, principal: Principal, job_id: str) -> FineTuningJob:
         scope = self._scope(principal)
-        job = await self._in_session(lambda s: crud.request_cancel(session=s, public_id=job_id, scope=scope))
+        job = await run_in_session(self._db, lambda s: crud.request_cancel(session=s, public_id=job_id, scope=scope))
         self._on_queue_change()  # the worker passes a running job's cancel on at once
         return render_job(job)
 
@@ -297,7 +294,7 @@ class FineTuningService:
             job = crud.get_job(session=session, public_id=job_id, scope=scope)
             return crud.list_events(session=session, job=job, after=after, limit=limit)
 
-        rows, has_more = await self._in_session(work)
+        rows, has_more = await run_in_session(self._db, work)
         return FineTuningJobEventList(data=[_render_event(e) for e in rows], has_more=has_more)
 
     async def checkpoints(
@@ -310,7 +307,7 @@ class FineTuningService:
             rows, has_more = crud.list_checkpoints(session=session, job=job, after=after, limit=limit)
             return job, rows, has_more
 
-        job, rows, has_more = await self._in_session(work)
+        job, rows, has_more = await run_in_session(self._db, work)
         data = [_render_checkpoint(c, job) for c in rows]
         return FineTuningJobCheckpointList(
             data=data,

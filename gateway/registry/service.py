@@ -15,7 +15,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -49,10 +49,9 @@ from adapters.validation import EngineLimits
 from gateway.engine.protocol import AdapterLoadError
 from gateway.exceptions import EngineUnavailable
 from gateway.routing import ModelRouter
-from switchyard.db import session_scope
+from switchyard.db import run_in_session
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 class RegistryService:
@@ -77,13 +76,6 @@ class RegistryService:
         self._import_roots = tuple(Path(root).resolve() for root in import_roots)
         self._engine_ready = engine_ready
 
-    async def _in_session(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with session_scope(self._db) as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
-
     def _routable(self, session: Session, name: str, version: int) -> AdapterVersion:
         """The lifecycle's preconditions for routing traffic to ``name@version``, checked before
         the engine does any work (a rejected version is a conflict, not a missing model)."""
@@ -94,7 +86,7 @@ class RegistryService:
 
     async def _warm(self, name: str, version: int) -> None:
         """Load and warm ``name@version`` before any alias points at it."""
-        await self._in_session(lambda s: self._routable(s, name, version))
+        await run_in_session(self._db, lambda s: self._routable(s, name, version))
         if not self._engine_ready():
             # No alias moves to a version this engine has not loaded and warmed (the CLI, which
             # has no engine, leaves that to each gateway's refresh, which warms before it swaps).
@@ -102,10 +94,11 @@ class RegistryService:
                 f"The engine is not ready, so {name}@{version} cannot be warmed; the alias was not moved. "
                 "Retry once /ready answers 200."
             )
-        servable = await self._in_session(
+        servable = await run_in_session(
+            self._db,
             lambda s: get_servable(
                 session=s, store=self._store, name=name, version=version, base_fingerprint=self._base.fingerprint
-            )
+            ),
         )
         try:
             await self._router.preload(servable)
@@ -125,24 +118,28 @@ class RegistryService:
         (routing loads every version before admitting a request to it)."""
         if not self._engine_ready():
             return
-        servable = await self._in_session(
+        servable = await run_in_session(
+            self._db,
             lambda s: get_servable(
                 session=s, store=self._store, name=name, version=row.version, base_fingerprint=self._base.fingerprint
-            )
+            ),
         )
         try:
             await self._router.preload(servable, warm=False)
         except AdapterLoadError as exc:
             reason = f"the engine could not load it: {exc.reason}"
-            await self._in_session(lambda s: lifecycle.reject(session=s, name=name, version=row.version, reason=reason))
+            await run_in_session(
+                self._db, lambda s: lifecycle.reject(session=s, name=name, version=row.version, reason=reason)
+            )
             await self._router.refresh()
             raise InvalidAdapter(f"{name}@{row.version} was rejected: {reason}", param="source") from None
         except EngineUnavailable:
             logger.warning("the engine went away while checking %s@%d; it is checked on first use", name, row.version)
 
     async def _detail(self, name: str) -> AdapterDetail:
-        return await self._in_session(
-            lambda s: describe(session=s, adapter=require_adapter(session=s, name=name))  # type: ignore[return-value]
+        return await run_in_session(
+            self._db,
+            lambda s: describe(session=s, adapter=require_adapter(session=s, name=name)),  # type: ignore[return-value]
         )
 
     async def list(self) -> AdaptersPublic:
@@ -152,7 +149,7 @@ class RegistryService:
                 data=[describe(session=session, adapter=a, with_versions=False) for a in rows], count=count
             )
 
-        return await self._in_session(work)
+        return await run_in_session(self._db, work)
 
     async def show(self, name: str) -> AdapterDetail:
         return await self._detail(name)
@@ -192,7 +189,7 @@ class RegistryService:
     async def import_from(self, name: str, uri: str, **metadata: Any) -> AdapterVersionPublic:
         """Register ``uri`` (an import-root path or ``hf://``) as a new candidate version."""
         source = await asyncio.to_thread(self._source, uri)
-        row = await self._in_session(lambda s: self._import(s, name, source, self._scratch, **metadata))
+        row = await run_in_session(self._db, lambda s: self._import(s, name, source, self._scratch, **metadata))
         await self._check_loads(row, name)
         return row
 
@@ -217,7 +214,7 @@ class RegistryService:
                 source = ArchiveSource(archive, max_bytes=self._limits.max_adapter_bytes, label=label)
                 return self._import(session, name, source, Path(tmp), **metadata)
 
-        row = await self._in_session(work)
+        row = await run_in_session(self._db, work)
         await self._check_loads(row, name)
         return row
 
@@ -226,32 +223,36 @@ class RegistryService:
         client's path, so no import root applies; everything else is an import like any other
         (validation, the store, and the engine's load check, which rejects what it refuses)."""
         source = LocalFolderSource(folder, max_bytes=self._limits.max_adapter_bytes)
-        row = await self._in_session(lambda s: self._import(s, name, source, self._scratch, **metadata))
+        row = await run_in_session(self._db, lambda s: self._import(s, name, source, self._scratch, **metadata))
         await self._check_loads(row, name)
         return row
 
     async def servable(self, name: str, version: int) -> ServableVersion:
         """``name@version`` as the engine loads it (any status but rejected)."""
-        return await self._in_session(
+        return await run_in_session(
+            self._db,
             lambda s: get_servable(
                 session=s, store=self._store, name=name, version=version, base_fingerprint=self._base.fingerprint
-            )
+            ),
         )
 
     async def record_metrics(self, name: str, version: int, key: str, value: Any) -> AdapterVersionPublic:
-        return await self._in_session(
+        return await run_in_session(
+            self._db,
             lambda s: AdapterVersionPublic.model_validate(
                 lifecycle.record_metrics(session=s, name=name, version=version, key=key, value=value)
-            )
+            ),
         )
 
     async def set_task_checks(self, name: str, task_checks: dict[str, Any]) -> AdapterDetail:
-        await self._in_session(lambda s: lifecycle.set_task_checks(session=s, name=name, task_checks=task_checks))
+        await run_in_session(
+            self._db, lambda s: lifecycle.set_task_checks(session=s, name=name, task_checks=task_checks)
+        )
         return await self._detail(name)
 
     async def promote(self, name: str, version: int) -> AdapterDetail:
         await self._warm(name, version)
-        await self._in_session(lambda s: lifecycle.promote(session=s, name=name, version=version))
+        await run_in_session(self._db, lambda s: lifecycle.promote(session=s, name=name, version=version))
         await self._router.refresh()
         return await self._detail(name)
 
@@ -265,35 +266,39 @@ class RegistryService:
                 raise AdapterConflict(f"{name}@{row.version} was rejected; promote another version", param="name")
             return row.version
 
-        await self._warm(name, await self._in_session(previous))
-        await self._in_session(lambda s: lifecycle.rollback(session=s, name=name))
+        await self._warm(name, await run_in_session(self._db, previous))
+        await run_in_session(self._db, lambda s: lifecycle.rollback(session=s, name=name))
         await self._router.refresh()
         return await self._detail(name)
 
     async def canary(self, name: str, version: int, weight: float) -> AdapterDetail:
         if weight > 0:
             await self._warm(name, version)
-        await self._in_session(lambda s: lifecycle.set_canary(session=s, name=name, version=version, weight=weight))
+        await run_in_session(
+            self._db, lambda s: lifecycle.set_canary(session=s, name=name, version=version, weight=weight)
+        )
         await self._router.refresh()
         return await self._detail(name)
 
     async def pin(self, name: str, pinned: bool) -> AdapterDetail:
-        await self._in_session(lambda s: lifecycle.set_pinned(session=s, name=name, pinned=pinned))
+        await run_in_session(self._db, lambda s: lifecycle.set_pinned(session=s, name=name, pinned=pinned))
         await self._router.refresh()
         return await self._detail(name)
 
     async def retire(self, name: str, version: int) -> AdapterVersionPublic:
-        row = await self._in_session(
-            lambda s: AdapterVersionPublic.model_validate(lifecycle.retire(session=s, name=name, version=version))
+        row = await run_in_session(
+            self._db,
+            lambda s: AdapterVersionPublic.model_validate(lifecycle.retire(session=s, name=name, version=version)),
         )
         await self._router.refresh()
         return row
 
     async def reject(self, name: str, version: int, reason: str) -> AdapterVersionPublic:
-        row = await self._in_session(
+        row = await run_in_session(
+            self._db,
             lambda s: AdapterVersionPublic.model_validate(
                 lifecycle.reject(session=s, name=name, version=version, reason=reason)
-            )
+            ),
         )
         await self._router.refresh()
         return row
@@ -305,7 +310,7 @@ class RegistryService:
             )
             return AdapterEventsPublic(data=[AdapterEventPublic.model_validate(e) for e in rows], count=count)
 
-        return await self._in_session(work)
+        return await run_in_session(self._db, work)
 
     async def delete(self, name: str, version: int) -> None:
         """Delete ``name@version`` (not the active one). Its files go only after this engine has
@@ -319,11 +324,11 @@ class RegistryService:
             assert row.id is not None
             return row.id
 
-        version_id = await self._in_session(deletable)
+        version_id = await run_in_session(self._db, deletable)
         try:
             await self._router.withdraw(version_id)
-            await self._in_session(
-                lambda s: lifecycle.delete_version(session=s, store=self._store, name=name, version=version)
+            await run_in_session(
+                self._db, lambda s: lifecycle.delete_version(session=s, store=self._store, name=name, version=version)
             )
         except BaseException:
             self._router.restore(version_id)

@@ -18,10 +18,9 @@ import httpx
 from sqlmodel import Session
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from tuner.jobs.crud import active_job, create_job
 from tuner.jobs.models import JobTrigger, TuningJob
 from tuner.policies import PresetName, get_policy
-from tuner.scheduling import refresh_job
+from tuner.scheduling import queue_refresh
 
 logger = logging.getLogger(__name__)
 ALERT_TYPE = "drift.detected"
@@ -135,11 +134,4 @@ def request_refresh(*, session: Session, adapter: str, default_preset: PresetNam
     policy = get_policy(session=session, adapter=adapter)
     if policy is None or not policy.refresh_on_drift:
         return None
-    running = active_job(session=session, adapter=adapter)
-    if running is not None:
-        logger.info("drift refresh of %s not queued: %s is %s", adapter, running.public_id, running.status.value)
-        return None
-    job_in = refresh_job(session=session, adapter=adapter, trigger=JobTrigger.drift, default_preset=default_preset)
-    job = create_job(session=session, job_in=job_in)
-    logger.info("drift refresh of %s queued as %s", adapter, job.public_id)
-    return job
+    return queue_refresh(session=session, adapter=adapter, trigger=JobTrigger.drift, default_preset=default_preset)

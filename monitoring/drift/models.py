@@ -31,6 +31,17 @@ class TimeWindow:
             raise ValueError("a window's start must be before its end")
 
 
+@dataclass(frozen=True)
+class Windows:
+    """What to compare; a part left out takes the default (see ``DriftMonitor.check``)."""
+
+    reference: TimeWindow | None = None
+    current: TimeWindow | None = None
+
+
+DEFAULT_WINDOWS = Windows()
+
+
 class ColumnKind(StrEnum):
     text = "text"
     numerical = "numerical"

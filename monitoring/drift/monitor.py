@@ -27,12 +27,13 @@ from monitoring.drift.actions import ALERT_TYPE, AlertCounter, Webhook, log_aler
 from monitoring.drift.analysis import Analysis, analyse
 from monitoring.drift.crud import create_result, reports_beyond, set_report_file
 from monitoring.drift.models import (
+    DEFAULT_WINDOWS,
     DriftResult,
     DriftResultCreate,
     DriftStatus,
     DriftTrigger,
     ReferenceKind,
-    TimeWindow,
+    Windows,
 )
 from monitoring.drift.windows import (
     Side,
@@ -51,14 +52,6 @@ from tuner.exceptions import InvalidPolicy
 from tuner.policies import PresetName
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Windows:
-    """What to compare; a part left out takes the default (see :meth:`DriftMonitor.check`)."""
-
-    reference: TimeWindow | None = None
-    current: TimeWindow | None = None
 
 
 @dataclass
@@ -102,7 +95,7 @@ class DriftMonitor:
         with session_scope(self._db) as session:
             return list(session.exec(select(Adapter.name).order_by(col(Adapter.name))))
 
-    def check(self, adapter: str, *, trigger: DriftTrigger, windows: Windows = Windows()) -> DriftResult:
+    def check(self, adapter: str, *, trigger: DriftTrigger, windows: Windows = DEFAULT_WINDOWS) -> DriftResult:
         """Compare ``adapter``'s current window with its reference, store the result, and act on
         a drifted verdict. Current: ``windows.current``, else the last ``window_s`` seconds or
         ``window_rows`` requests. Reference: ``windows.reference``, else the requests of the
@@ -127,7 +120,7 @@ class DriftMonitor:
                 self._alert(result)
         return result
 
-    def check_all(self, *, trigger: DriftTrigger, windows: Windows = Windows()) -> list[DriftResult]:
+    def check_all(self, *, trigger: DriftTrigger, windows: Windows = DEFAULT_WINDOWS) -> list[DriftResult]:
         """:meth:`check` every adapter; one whose check fails is logged and left out."""
         results = []
         for name in self.adapters():

@@ -19,10 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, StatusCode, Tracer
@@ -31,7 +30,7 @@ from sqlmodel import Session
 
 from adapters.registry import ServableVersion
 from switchyard.config import TunerSettings
-from switchyard.db import session_scope
+from switchyard.db import run_in_session
 from switchyard.exceptions import SwitchyardError
 from tuner.curation import CurationPolicy, curate_snapshot
 from tuner.exceptions import InvalidJob, TrainingFailed
@@ -58,7 +57,6 @@ from tuner.split import is_holdout
 from tuner.training import Hyperparameters, TrainingConfig, TrainingEvent, TrainingProcess, TrainingStatus
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,16 +129,6 @@ class Dataset:
     trusted: bool
 
 
-async def in_session(db: Engine, work: Callable[[Session], T]) -> T:
-    """Run ``work`` in a session of its own, on a worker thread (database calls block)."""
-
-    def run() -> T:
-        with session_scope(db) as session:
-            return work(session)
-
-    return await asyncio.to_thread(run)
-
-
 class JobRun:
     """One attempt at one job; :meth:`cancel` stops it at the next safe point."""
 
@@ -194,9 +182,6 @@ class TuningPipeline:
         self._tokenizer: Any = None
         self._tokenizer_lock = asyncio.Lock()
 
-    async def _in_session(self, work: Callable[[Session], T]) -> T:
-        return await in_session(self._db, work)
-
     async def _update(self, run: JobRun, **fields: Any) -> None:
         """Set fields on the job row (and on ``run.job``)."""
 
@@ -207,7 +192,7 @@ class TuningPipeline:
             session.add(job)
             session.commit()
 
-        await self._in_session(work)
+        await run_in_session(self._db, work)
         for name, value in fields.items():
             setattr(run.job, name, value)
 
@@ -218,7 +203,7 @@ class TuningPipeline:
             job = crud.get_job(session=session, public_id=run.public_id)
             crud.set_stage(session=session, job=job, stage=stage, message=message)
 
-        await self._in_session(work)
+        await run_in_session(self._db, work)
         run.job.stage = stage
         run.end_stage_span()
         run.stage_span = self._tracer.start_span(
@@ -231,7 +216,7 @@ class TuningPipeline:
             crud.add_event(session=session, job=job, message=message, **fields)
             session.commit()
 
-        await self._in_session(work)
+        await run_in_session(self._db, work)
 
     # -- the job -----------------------------------------------------------------------------
 
@@ -279,7 +264,7 @@ class TuningPipeline:
         state = await self._registry.adapter_state(job.adapter)
         if state.exists and state.tenant != job.tenant:
             raise InvalidJob(f"Adapter '{job.adapter}' belongs to another tenant.", param="model")
-        policy = await self._in_session(lambda s: get_policy(session=s, adapter=job.adapter))
+        policy = await run_in_session(self._db, lambda s: get_policy(session=s, adapter=job.adapter))
         resolved = resolve_policy(policy, default_preset=self._settings.default_preset)
         hyperparameters = Hyperparameters.model_validate(job.hyperparameters or resolved.hyperparameters.model_dump())
 
@@ -326,7 +311,9 @@ class TuningPipeline:
             await self._stage(run, JobStage.curating, f"Reading training file {job.training_file}")
             return await self._from_files(run)
         if job.snapshot_id is not None:  # resumed: the same data as the first attempt
-            manifest = await self._in_session(lambda s: get_manifest(session=s, snapshot_id=job.snapshot_id or ""))
+            manifest = await run_in_session(
+                self._db, lambda s: get_manifest(session=s, snapshot_id=job.snapshot_id or "")
+            )
             if manifest is None:
                 raise InvalidJob(f"The job's dataset snapshot {job.snapshot_id} is gone.")
             snapshot = DatasetSnapshot(
@@ -356,7 +343,7 @@ class TuningPipeline:
             )
             return result, seen
 
-        result, seen = await self._in_session(work)
+        result, seen = await run_in_session(self._db, work)
         report = result.report
         summary = (
             f"Curated {report.considered} logged requests: {report.train_count} to train on, "
@@ -391,7 +378,7 @@ class TuningPipeline:
             trusted = latest_manifest(session=session, adapter=job.adapter, tenant=job.tenant)
             return train, validation or [], trusted
 
-        train, validation, trusted = await self._in_session(read)
+        train, validation, trusted = await run_in_session(self._db, read)
         train = [_with_source(row, f"{job.training_file}#{i + 1}") for i, row in enumerate(train)]
         if validation:
             holdout = [_with_source(row, f"{job.validation_file}#{i + 1}") for i, row in enumerate(validation)]
@@ -596,7 +583,7 @@ class TuningPipeline:
             job = crud.get_job(session=session, public_id=run.public_id)
             return crud.finish_job(session=session, job=job, status=status, message=message, **fields)
 
-        run.job = await self._in_session(work)
+        run.job = await run_in_session(self._db, work)
         logger.info("fine-tuning job %s %s: %s", run.public_id, status.value, message.splitlines()[0])
         return run.job
 
@@ -668,7 +655,7 @@ class _EventReporter:
                 crud.add_event(session=session, job=job, message=event.message)
             session.commit()
 
-        await in_session(self._db, work)
+        await run_in_session(self._db, work)
 
 
 def _fmt(value: float | None) -> str:

@@ -19,10 +19,10 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from switchyard.config import TunerSettings
-from switchyard.db import utcnow
+from switchyard.db import run_in_session, utcnow
 from tuner.jobs import crud
 from tuner.jobs.models import TuningJob
-from tuner.jobs.pipeline import JobRun, TuningPipeline, in_session
+from tuner.jobs.pipeline import JobRun, TuningPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class JobWorker:
         await asyncio.gather(*(task for _, task in runs), *self._cancels, return_exceptions=True)
         # Every job still marked as this worker's: the interrupted ones, and one whose claim
         # committed while the loop was being cancelled (it was never started).
-        await in_session(
+        await run_in_session(
             self._db,
             lambda s: crud.requeue(
                 session=s, worker=self.worker_id, reason="Interrupted by a shutdown; queued to resume"
@@ -88,13 +88,13 @@ class JobWorker:
     async def _tick(self) -> None:
         # Report first: a tick that came late must not take this worker's own jobs for orphans.
         ids = [run.job.id for run, _ in self._runs.values() if run.job.id is not None]
-        beat = await in_session(self._db, lambda s: crud.heartbeat(session=s, job_ids=ids, worker=self.worker_id))
+        beat = await run_in_session(self._db, lambda s: crud.heartbeat(session=s, job_ids=ids, worker=self.worker_id))
         for public_id in beat.lost:
             await self._abandon(public_id)
         for public_id in beat.cancel_requested:
             await self._cancel(public_id)
         stale_before = utcnow() - timedelta(seconds=self._settings.heartbeat_stale_s)
-        requeued = await in_session(
+        requeued = await run_in_session(
             self._db,
             lambda s: crud.requeue_orphans(session=s, stale_before=stale_before, worker=self.worker_id),
         )
@@ -102,7 +102,7 @@ class JobWorker:
             logger.warning("fine-tuning job %s lost its worker; %s", job.public_id, job.status.value)
         while len(self._runs) < self._settings.max_concurrent_trainings:
             busy = frozenset(run.job.adapter for run, _ in self._runs.values())
-            job = await in_session(
+            job = await run_in_session(
                 self._db,
                 lambda s, busy=busy: crud.claim_next(session=s, worker=self.worker_id, busy_adapters=busy),
             )

@@ -26,8 +26,7 @@ from sqlmodel import Session, select
 from adapters.exceptions import AdapterNotFound
 from monitoring.drift.actions import Webhook
 from monitoring.drift.crud import get_result
-from monitoring.drift.models import DriftStatus, DriftTrigger, ReferenceKind, TimeWindow
-from monitoring.drift.monitor import Windows
+from monitoring.drift.models import DriftStatus, DriftTrigger, ReferenceKind, TimeWindow, Windows
 from switchyard.db import session_scope
 from tests.monitoring.drift.conftest import MonitorFactory
 from tests.utils.drift import CODING, T0, log_traffic, trained_on

@@ -11,8 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
-from monitoring.drift.models import DriftStatus, DriftTrigger, TimeWindow
-from monitoring.drift.monitor import Windows
+from monitoring.drift.models import DriftStatus, DriftTrigger, TimeWindow, Windows
 from tests.monitoring.drift.conftest import MonitorFactory
 from tests.utils.drift import CODING, T0, log_traffic
 from tests.utils.tuning import add_adapter
